@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Set up napari-medseg on a fresh Debian machine with Python 3.11:
+#   * the system libraries Qt needs (and Xvfb, a virtual screen, for tests or headless machines),
+#   * .venv with torch installed FIRST (a bare `torch` requirement would pull GBs of CUDA
+#     packages on a CPU machine; GPU users install their CUDA torch beforehand and keep it),
+#   * the project in editable mode with the PyQt5 binding (and the test extra with --test).
+# Usage: scripts/setup.sh [--test]      Re-running it is cheap: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+PYTHON=${PYTHON:-python3}
+
+apt_pkgs="libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 libxcb-render-util0 \
+libxcb-shape0 libxcb-randr0 libxcb-xkb1 libxcb-cursor0 libxkbcommon-x11-0 libgl1 libegl1 \
+libfontconfig1 libdbus-1-3"
+if [ "$want_test" = 1 ] || [ -z "${DISPLAY:-}" ]; then
+    apt_pkgs="$apt_pkgs xvfb xauth"
+fi
+missing=""
+for pkg in $apt_pkgs; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+    echo "setup: installing system packages:$missing"
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+pip=(.venv/bin/python -m pip --disable-pip-version-check)
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+    echo "setup: installing torch 2.13.0 first"
+    "${pip[@]}" install -q "torch==2.13.0"
+fi
+extras="pyqt5"
+[ "$want_test" = 1 ] && extras="pyqt5,test"
+echo "setup: installing napari-medseg[$extras]"
+"${pip[@]}" install -q -e ".[$extras]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import napari_medseg, torch, napari" || {
+    echo "setup: the install did not complete; see the pip output above" >&2
+    exit 1
+}
+echo "setup: done (.venv)"

@@ -1,0 +1,107 @@
+"""npe2 reader contribution: scans open as Image layers, label files as Labels layers.
+
+Errors of the project's family become a napari notification that says what was wrong and
+what to do, and no layer is added (napari's own reader dialog would only say "failed").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from napari_medseg._napari.layers import label_layer_data, scan_layer_data
+from napari_medseg._napari.notify import report
+from napari_medseg.errors import MedsegError
+from napari_medseg.io import (
+    list_dicom_series,
+    looks_like_label_map,
+    read_label_map,
+    read_scan,
+)
+from napari_medseg.io.formats import Format, detect_format, is_dicom_file
+from napari_medseg.io.itk import to_label_array
+from napari_medseg.io.read import class_names_from_metadata
+from napari_medseg.scan import LabelMap, Scan
+
+LayerData = tuple[Any, ...]
+_EMPTY: list[LayerData] = [(None,)]  # napari's sentinel for "read fine, nothing to add"
+
+
+def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerData]] | None:
+    """The reader function for ``path`` when napari-medseg can read it, else ``None``."""
+    paths = [path] if isinstance(path, str) else list(path)
+    if not paths:
+        return None
+    for p in map(Path, paths):
+        try:
+            fmt = detect_format(p)
+        except MedsegError:
+            return None
+        if fmt is Format.DICOM and p.is_dir() and not any(
+            is_dicom_file(f) or f.suffix.lower() == ".dcm" for f in p.iterdir() if f.is_file()
+        ):
+            return None
+    return read_layers
+
+
+def choose_series(path: Path) -> str | int | None:
+    """Ask which series to open when a DICOM folder has several; ``None`` if cancelled."""
+    series = list_dicom_series(path)
+    if len(series) <= 1:
+        return None if not series else 0
+    from napari_medseg._napari.dicom_choice import ask_series
+
+    return ask_series(path, series)
+
+
+def read_layers(path: str | list[str]) -> list[LayerData]:
+    """Layer data for every path; DICOM files of one folder open as one series.
+
+    A path that cannot be read is reported as a notification and skipped.
+    """
+    try:
+        return _read_layers(path)
+    except MedsegError as exc:
+        report(exc)
+        return _EMPTY
+
+
+def _read_layers(path: str | list[str]) -> list[LayerData]:
+    paths = [Path(path)] if isinstance(path, str) else [Path(p) for p in path]
+    layers: list[LayerData] = []
+    seen_dicom_folders: set[Path] = set()
+    for p in paths:
+        if detect_format(p) is Format.DICOM:
+            folder = p if p.is_dir() else p.parent
+            if folder in seen_dicom_folders:
+                continue
+            seen_dicom_folders.add(folder)
+            series = choose_series(p) if p.is_dir() else None
+            if p.is_dir() and series is None:
+                continue  # the person cancelled the choice
+            layers.append(scan_layer_data(read_scan(p, series=series)))
+            continue
+        layers.append(layer_data_for_file(p))
+    return layers or _EMPTY
+
+
+def layer_data_for_file(path: Path) -> LayerData:
+    """An Image layer for a scan, a Labels layer for a label file."""
+    scan = read_scan(path)
+    if looks_like_label_map(scan.array, scan.name):
+        return label_layer_data(_as_labels(scan))
+    return scan_layer_data(scan)
+
+
+def _as_labels(scan: Scan) -> LabelMap:
+    names = class_names_from_metadata(scan.metadata)
+    return LabelMap(
+        array=to_label_array(scan.array),
+        geometry=scan.geometry,
+        class_names=names,
+        source=scan.source,
+    )
+
+
+__all__ = ["get_reader", "read_label_map", "read_layers"]

@@ -1,0 +1,85 @@
+"""The one exception family of napari-medseg.
+
+Every error the project raises on purpose derives from :class:`MedsegError`, so the CLI
+can print it as one line (no traceback) and the napari layer can show it as a
+notification.  Messages say what was wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MedsegError(Exception):
+    """Base class of every error napari-medseg raises on purpose."""
+
+
+class ScanReadError(MedsegError):
+    """A file or folder could not be read as a scan (unreadable, truncated, empty, not an image)."""
+
+
+class UnsupportedFormatError(ScanReadError):
+    """The file's format (extension or content) is not one napari-medseg reads or writes."""
+
+
+class UnsupportedScanError(ScanReadError):
+    """The file is an image, but not one we can use as it is (4D, NaN voxels, absurd size...)."""
+
+
+class DicomSeriesError(ScanReadError):
+    """A DICOM folder has no readable series, or its slices are inconsistent."""
+
+
+class AmbiguousDicomSeriesError(DicomSeriesError):
+    """A DICOM folder holds several series and none was chosen.
+
+    ``series`` lists them (:class:`napari_medseg.io.dicom.DicomSeriesInfo`), so a caller can
+    offer a choice and call again with ``series=<uid or index>``.
+    """
+
+    def __init__(self, message: str, series: list[Any]) -> None:
+        super().__init__(message)
+        self.series = series
+
+
+class GeometryMismatchError(MedsegError):
+    """Two arrays that must share a voxel grid (shape, spacing, origin, direction) do not."""
+
+
+class ScanWriteError(MedsegError):
+    """A scan or label map could not be written."""
+
+
+class OutputExistsError(ScanWriteError, FileExistsError):
+    """The output file exists and overwriting was not asked for."""
+
+
+class RegistrationError(MedsegError):
+    """A registration failed or did not converge; the moving scan was left untouched.
+
+    ``final_metric`` holds the metric value the optimiser stopped at (``nan`` when it never ran).
+    """
+
+    def __init__(self, message: str, final_metric: float = float("nan")) -> None:
+        super().__init__(message)
+        self.final_metric = final_metric
+
+
+class FusionError(MedsegError):
+    """Scans could not be fused as asked (bad options, too few scans, unreadable transform)."""
+
+
+class CheckpointError(MedsegError):
+    """A model checkpoint or state dict could not be read, validated or written.
+
+    Raised for files that are not safetensors checkpoints, specs that do not parse or name an
+    unknown architecture or absurd options, and weights whose names or shapes do not match.
+    """
+
+
+class CheckpointExistsError(CheckpointError, OutputExistsError):
+    """The checkpoint file exists and overwriting was not asked for."""
+
+
+class ModelExportError(MedsegError):
+    """A model could not be exported (TorchScript, ONNX) or the export does not match torch."""

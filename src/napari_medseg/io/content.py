@@ -1,0 +1,87 @@
+"""Checks and guesses about what a file holds: finite voxels, modality, scan or label map."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from napari_medseg.errors import UnsupportedScanError
+
+#: Largest number of distinct values an integer image may hold to be taken for a label map.
+MAX_LABEL_VALUES = 64
+_LABEL_WORDS = ("seg", "label", "mask", "annot", "roi", "gt", "truth")
+
+
+def check_finite(array: npt.NDArray[Any], name: str, *, nan_policy: str) -> npt.NDArray[Any]:
+    """Refuse (``"raise"``) or replace (``"fill"``) NaN / infinite voxels.
+
+    ``"fill"`` replaces them with the smallest finite value of the scan (air / background),
+    which keeps windowing and normalisation meaningful.
+    """
+    if nan_policy not in ("raise", "fill"):
+        msg = f"nan_policy must be 'raise' or 'fill', got {nan_policy!r}"
+        raise ValueError(msg)
+    if not np.issubdtype(array.dtype, np.floating):
+        return array
+    bad = ~np.isfinite(array)
+    n_bad = int(np.count_nonzero(bad))
+    if n_bad == 0:
+        return array
+    if nan_policy == "raise" or n_bad == array.size:
+        msg = (
+            f"{name} has {n_bad} NaN or infinite voxel(s) of {array.size}; "
+            + (
+                "it holds no finite value at all"
+                if n_bad == array.size
+                else "read it with nan_policy='fill' (CLI: --nan fill) to replace them with "
+                "the scan's minimum"
+            )
+        )
+        raise UnsupportedScanError(msg)
+    out = array.copy()
+    out[bad] = np.min(array[~bad])
+    return out
+
+
+def guess_modality(array: npt.NDArray[Any], metadata: dict[str, str]) -> str:
+    """DICOM code of the modality from header fields, else from the intensity range.
+
+    Headers win (DICOM ``0008|0060``, our ``medseg_modality`` key, MetaImage ``Modality``).
+    Without one, a signed image reaching below -500 and above +300 is taken for CT in HU;
+    anything else is ``"unknown"`` (display then uses percentiles, as for MR).
+    """
+    for key in ("medseg_modality", "dicom_modality", "0008|0060", "Modality"):
+        value = metadata.get(key, "").strip().upper()
+        if value:
+            value = value.removeprefix("MET_MOD_")
+            return {"MRI": "MR", "PET": "PT"}.get(value, value)
+    signed = np.issubdtype(array.dtype, np.signedinteger)
+    if array.size and (signed or np.issubdtype(array.dtype, np.floating)):
+        sample = array.ravel()[:: max(1, array.size // 200_000)]
+        lo, hi = float(np.min(sample)), float(np.max(sample))
+        if lo <= -500 and hi >= 300:
+            return "CT"
+    return "unknown"
+
+
+def looks_like_label_map(array: npt.NDArray[Any], name: str) -> bool:
+    """True for integer images with few distinct non-negative values (or a label-ish name)."""
+    if not (np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_):
+        return False
+    if array.size == 0:
+        return False
+    if array.dtype == np.bool_:
+        return True
+    lo, hi = int(array.min()), int(array.max())
+    if lo < 0:
+        return False
+    lowered = name.lower()
+    if any(word in lowered for word in _LABEL_WORDS) and hi < 2**16:
+        return True
+    if hi >= 2**16:
+        return False
+    sample = array.ravel()[:: max(1, array.size // 2_000_000)]
+    n_values = int(np.count_nonzero(np.bincount(sample.astype(np.intp))))
+    return n_values <= 8 or (hi <= MAX_LABEL_VALUES and n_values <= MAX_LABEL_VALUES // 2)

@@ -1,0 +1,282 @@
+"""DICOM series: find the series in a folder, sort their slices, read them with true geometry.
+
+What we do ourselves and what SimpleITK (GDCM) does:
+
+* GDCM decodes pixel data, compressed transfer syntaxes included (JPEG, JPEG 2000, RLE), and
+  applies the rescale slope/intercept (CT in HU).
+* We group files into series (SeriesInstanceUID; when it is empty, as in some anonymised
+  exports, by series number, description, orientation and matrix size), sort slices along the
+  slice normal by ImagePositionPatient, and derive the slice spacing from those positions, not
+  from SliceThickness / SpacingBetweenSlices, which are often wrong.  The direction comes from
+  ImageOrientationPatient, so oblique series stay oblique.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from napari_medseg.errors import AmbiguousDicomSeriesError, DicomSeriesError, ScanReadError
+from napari_medseg.io.formats import is_dicom_file, suffix_of
+from napari_medseg.io.itk import _itk_reason, check_header, geometry_of
+from napari_medseg.scan import Geometry, Scan
+
+_TAGS = {
+    "series_uid": "0020|000e",
+    "position": "0020|0032",
+    "orientation": "0020|0037",
+    "modality": "0008|0060",
+    "series_number": "0020|0011",
+    "description": "0008|103e",
+    "study_uid": "0020|000d",
+    "instance_number": "0020|0013",
+    "patient_id": "0010|0020",
+}
+#: Relative spread of slice steps above which a series is refused (missing slices, gantry tilt).
+MAX_STEP_SPREAD = 0.1
+
+
+@dataclass
+class _Slice:
+    path: Path
+    tags: dict[str, str]
+    size: tuple[int, ...]
+    position: np.ndarray | None
+    orientation: np.ndarray | None
+
+
+@dataclass
+class DicomSeriesInfo:
+    """One series found in a folder (what a person picks from)."""
+
+    uid: str
+    description: str
+    modality: str
+    series_number: str
+    rows: int
+    columns: int
+    files: list[Path] = field(repr=False)
+    _slices: list[_Slice] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def n_slices(self) -> int:
+        return len(self.files)
+
+    def label(self) -> str:
+        """One line for a chooser: description, modality, slices, matrix."""
+        desc = self.description or "(no description)"
+        return (
+            f"{desc} - {self.modality or '?'}, {self.n_slices} slice(s), "
+            f"{self.rows}x{self.columns}, series {self.series_number or '?'}"
+        )
+
+
+def _floats(text: str | None, n: int) -> np.ndarray | None:
+    if not text:
+        return None
+    try:
+        values = np.array([float(v) for v in text.strip().split("\\")], dtype=np.float64)
+    except ValueError:
+        return None
+    return values if values.size == n and np.all(np.isfinite(values)) else None
+
+
+def _read_slice_header(path: Path) -> _Slice | None:
+    reader = sitk.ImageFileReader()
+    reader.SetImageIO("GDCMImageIO")
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return None
+    tags = {
+        name: reader.GetMetaData(tag).strip() if reader.HasMetaDataKey(tag) else ""
+        for name, tag in _TAGS.items()
+    }
+    return _Slice(
+        path=path,
+        tags=tags,
+        size=tuple(int(s) for s in reader.GetSize()),
+        position=_floats(tags["position"], 3),
+        orientation=_floats(tags["orientation"], 6),
+    )
+
+
+def _candidate_files(folder: Path) -> list[Path]:
+    files = []
+    for p in sorted(folder.iterdir()):
+        if not p.is_file() or p.name.startswith("."):
+            continue
+        if suffix_of(p) in (".dcm", ".dicom", ".ima") or is_dicom_file(p):
+            files.append(p)
+    return files
+
+
+def _group_key(s: _Slice) -> tuple[str, ...]:
+    orient = "" if s.orientation is None else ",".join(f"{v:.4f}" for v in s.orientation)
+    size = "x".join(str(v) for v in s.size[:2])
+    uid = s.tags["series_uid"]
+    if uid:
+        # one UID can still hold localisers of another orientation or matrix: split those
+        return (uid, orient, size)
+    return ("", s.tags["series_number"], s.tags["description"], s.tags["modality"], orient, size)
+
+
+def list_dicom_series(path: Path | str) -> list[DicomSeriesInfo]:
+    """Every series in a DICOM folder (or in the folder of one DICOM file), largest first."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    files = _candidate_files(folder)
+    if not files:
+        msg = (
+            f"{folder} holds no DICOM file (none with a .dcm suffix or a DICM preamble); "
+            "pick the folder that holds the slices"
+        )
+        raise DicomSeriesError(msg)
+    groups: dict[tuple[str, ...], list[_Slice]] = defaultdict(list)
+    for f in files:
+        header = _read_slice_header(f)
+        if header is not None:
+            groups[_group_key(header)].append(header)
+    if not groups:
+        msg = f"none of the {len(files)} DICOM file(s) in {folder} could be read"
+        raise DicomSeriesError(msg)
+    series = []
+    for key, slices in groups.items():
+        first = slices[0]
+        uid = key[0] or "|".join(key[1:])
+        series.append(
+            DicomSeriesInfo(
+                uid=uid,
+                description=first.tags["description"],
+                modality=first.tags["modality"],
+                series_number=first.tags["series_number"],
+                rows=first.size[1],
+                columns=first.size[0],
+                files=[s.path for s in slices],
+                _slices=slices,
+            )
+        )
+    series.sort(key=lambda s: (-s.n_slices, s.description))
+    return series
+
+
+def _select(
+    series: list[DicomSeriesInfo], path: Path, choice: str | int | None
+) -> DicomSeriesInfo:
+    if path.is_file():
+        for s in series:
+            if path in s.files:
+                return s
+    if choice is None:
+        if len(series) == 1:
+            return series[0]
+        listing = "; ".join(f"[{i}] {s.label()}" for i, s in enumerate(series))
+        msg = (
+            f"{path} holds {len(series)} DICOM series: {listing}. Choose one with "
+            "series=<index or UID> (CLI: --series)"
+        )
+        raise AmbiguousDicomSeriesError(msg, series)
+    if isinstance(choice, int) or (isinstance(choice, str) and choice.isdigit()):
+        index = int(choice)
+        if 0 <= index < len(series):
+            return series[index]
+    for s in series:
+        if s.uid == choice:
+            return s
+    msg = f"no series {choice!r} in {path}; there are {len(series)}: indices 0-{len(series) - 1}"
+    raise DicomSeriesError(msg)
+
+
+def _sorted_geometry(slices: list[_Slice], name: str) -> tuple[list[_Slice], Geometry | None]:
+    """Slices sorted along the normal and the geometry derived from their positions."""
+    if any(s.position is None or s.orientation is None for s in slices):
+        return sorted(slices, key=lambda s: int(s.tags["instance_number"] or 0)), None
+    orient = slices[0].orientation
+    assert orient is not None
+    row, col = orient[:3] / np.linalg.norm(orient[:3]), orient[3:] / np.linalg.norm(orient[3:])
+    normal = np.cross(row, col)
+    normal /= np.linalg.norm(normal)
+    dist = np.array([float(np.dot(s.position, normal)) for s in slices])  # type: ignore[arg-type]
+    order = np.argsort(dist, kind="stable")
+    slices = [slices[i] for i in order]
+    dist = dist[order]
+    if len(slices) == 1:
+        return slices, None
+    steps = np.diff(dist)
+    if np.any(steps < 1e-4):
+        n_unique = len(np.unique(np.round(dist, 3)))
+        msg = (
+            f"DICOM series {name!r} has {len(slices)} slices at only {n_unique} positions "
+            "(several echoes, phases or time points?); napari-medseg reads one 3D volume: "
+            "split the series first"
+        )
+        raise DicomSeriesError(msg)
+    step = float(np.mean(steps))
+    if float(np.max(np.abs(steps - step))) > MAX_STEP_SPREAD * step:
+        msg = (
+            f"DICOM series {name!r} has irregular slice positions (steps from "
+            f"{steps.min():.3g} to {steps.max():.3g} mm): slices are missing or the gantry is "
+            "tilted; complete the series or resample it first"
+        )
+        raise DicomSeriesError(msg)
+    first = slices[0].position
+    assert first is not None
+    return slices, _geometry_from(row, col, normal, first, step)
+
+
+def _geometry_from(
+    row: np.ndarray, col: np.ndarray, normal: np.ndarray, first: np.ndarray, step: float
+) -> Geometry:
+    # ITK direction: columns are the x (row), y (column) and z (normal) axes in LPS
+    direction = np.stack([row, col, normal], axis=1)
+    return Geometry.from_itk(spacing=(1.0, 1.0, step), origin=first, direction=direction.ravel())
+
+
+def read_dicom_series(path: Path, *, series: str | int | None = None) -> Scan:
+    """Read one series from a DICOM folder (or the series of one DICOM file) as a :class:`Scan`."""
+    found = list_dicom_series(path)
+    chosen = _select(found, path, series)
+    slices, slice_geometry = _sorted_geometry(chosen._slices, chosen.description or chosen.uid)
+    first = slices[0]
+    check_header(path, (first.size[0], first.size[1], len(slices)), 1, 4)
+    reader = sitk.ImageSeriesReader()
+    reader.SetImageIO("GDCMImageIO")
+    reader.SetFileNames([str(s.path) for s in slices])
+    warnings_shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # we check the slice spacing ourselves
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        msg = f"the pixel data of DICOM series {chosen.label()!r} could not be decoded: "
+        msg += _itk_reason(exc)
+        raise ScanReadError(msg) from exc
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(warnings_shown)
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        msg = f"DICOM series {chosen.label()!r} holds colour pixels; napari-medseg reads grey scans"
+        raise ScanReadError(msg)
+    itk_geometry = geometry_of(image)
+    if slice_geometry is not None:
+        in_plane = itk_geometry.spacing[1:]
+        geometry = Geometry(
+            spacing=(slice_geometry.spacing[0], *in_plane),
+            origin=slice_geometry.origin,
+            direction=slice_geometry.direction,
+        )
+    else:
+        geometry = itk_geometry
+    array = sitk.GetArrayFromImage(image)
+    metadata = {f"dicom_{k}": v for k, v in first.tags.items() if v and k != "position"}
+    metadata["dicom_n_slices"] = str(len(slices))
+    return Scan(
+        array=array,
+        geometry=geometry,
+        modality=first.tags["modality"].upper() or "unknown",
+        metadata=metadata,
+        source=path,
+    )

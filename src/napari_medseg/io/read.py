@@ -1,0 +1,129 @@
+"""``read_scan`` and ``read_label_map``: any supported file or DICOM folder to a Scan / LabelMap."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import SimpleITK as sitk
+
+from napari_medseg.errors import UnsupportedScanError
+from napari_medseg.io.content import check_finite, guess_modality
+from napari_medseg.io.dicom import read_dicom_series
+from napari_medseg.io.formats import Format, detect_format
+from napari_medseg.io.itk import CLASS_NAMES_KEY, read_image_file, to_label_array
+from napari_medseg.io.nifti import read_nifti
+from napari_medseg.scan import MODALITIES, Geometry, LabelMap, Scan, default_class_names
+
+
+def _to_grey(image: sitk.Image, path: Path) -> tuple[npt.NDArray[Any], Geometry]:
+    """Array and geometry of a 2D image; colour is reduced to grey (Rec. 601 luma)."""
+    from napari_medseg.io.itk import geometry_of
+
+    array = sitk.GetArrayFromImage(image)
+    geometry = geometry_of(image)
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        if image.GetDimension() != 2:
+            msg = f"{path.name} is a colour volume; napari-medseg reads single-channel scans"
+            raise UnsupportedScanError(msg)
+        rgb = array[..., :3].astype(np.float32)
+        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+            array = array[..., 0]
+        else:
+            luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+            array = np.rint(luma).astype(array.dtype)
+    return array, geometry
+
+
+def read_scan(
+    path: str | Path,
+    *,
+    series: str | int | None = None,
+    modality: str | None = None,
+    nan_policy: str = "raise",
+) -> Scan:
+    """Read a scan with its geometry.
+
+    Parameters
+    ----------
+    path
+        A NIfTI, NRRD, MetaImage, PNG/JPEG/TIFF file, a DICOM file or a folder of DICOM files.
+    series
+        For a DICOM folder holding several series: the index or UID to read (see
+        :func:`napari_medseg.io.list_dicom_series`).  Without it such a folder raises
+        :class:`~napari_medseg.errors.AmbiguousDicomSeriesError` listing the series.
+    modality
+        Override the modality read from the header or guessed from intensities.
+    nan_policy
+        ``"raise"`` (default) refuses NaN/inf voxels; ``"fill"`` replaces them with the minimum.
+    """
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt is Format.DICOM:
+        scan = read_dicom_series(path, series=series)
+        scan.array = check_finite(scan.array, path.name, nan_policy=nan_policy)
+    elif fmt is Format.NIFTI:
+        array, geometry, metadata = read_nifti(path)
+        array = check_finite(array, path.name, nan_policy=nan_policy)
+        scan = Scan(
+            array=array,
+            geometry=geometry,
+            modality=guess_modality(array, metadata),
+            metadata=metadata,
+            source=path,
+        )
+    else:
+        max_components = 4 if fmt in (Format.IMAGE2D, Format.TIFF) else 1
+        image, metadata = read_image_file(path, max_components=max_components)
+        array, geometry = _to_grey(image, path)
+        del image
+        array = check_finite(array, path.name, nan_policy=nan_policy)
+        scan = Scan(
+            array=array,
+            geometry=geometry,
+            modality=guess_modality(array, metadata),
+            metadata=metadata,
+            source=path,
+        )
+    if modality is not None:
+        if modality not in MODALITIES:
+            msg = f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}"
+            raise ValueError(msg)
+        scan.modality = modality
+    return scan
+
+
+def class_names_from_metadata(metadata: dict[str, str]) -> dict[int, str]:
+    """Class names stored by :func:`write_label_map` in a header (NRRD / MetaImage)."""
+    text = metadata.get(CLASS_NAMES_KEY, "")
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+        return {int(k): str(v) for k, v in raw.items()}
+    except (ValueError, AttributeError):
+        return {}
+
+
+def read_label_map(
+    path: str | Path, *, like: Scan | None = None, series: str | int | None = None
+) -> LabelMap:
+    """Read an integer label image; with ``like``, check it lies on that scan's grid.
+
+    Float files holding whole numbers (a common export) are converted to integers; any other
+    float content is refused.  A grid that does not match ``like`` raises
+    :class:`~napari_medseg.errors.GeometryMismatchError` naming what differs.
+    """
+    scan = read_scan(path, series=series)
+    array = to_label_array(scan.array)
+    names = class_names_from_metadata(scan.metadata)
+    values = np.unique(array[:: max(1, array.shape[0] // 16)]) if array.size else [0]
+    if not names:
+        names = default_class_names(int(v) for v in values)
+    labels = LabelMap(array=array, geometry=scan.geometry, class_names=names, source=scan.source)
+    if like is not None:
+        labels.check_matches(like)
+    return labels

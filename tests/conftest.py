@@ -1,0 +1,32 @@
+"""Fixtures shared by the whole suite: the real scans of ``../shared/data``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+SAMPLE_VOLUMES = REPO / "sample_volumes"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (real scans); tests that need it skip cleanly when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data (real scans) is not available here")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def sample_volumes() -> Path:
+    return SAMPLE_VOLUMES
+
+
+@pytest.fixture(scope="session")
+def mr_dicom_series(shared_data):
+    """The oblique MR DICOM series, read once per session (one of its files is slow to parse)."""
+    from napari_medseg.io import read_scan
+
+    return read_scan(shared_data / "dicom_series_mr")

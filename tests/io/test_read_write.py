@@ -1,0 +1,125 @@
+"""Round trips for every writable format on real scans, checked in SimpleITK, nibabel and us."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from napari_medseg.errors import OutputExistsError, UnsupportedFormatError
+from napari_medseg.io import read_label_map, read_scan, write_label_map, write_scan
+from napari_medseg.io.itk import geometry_of
+from napari_medseg.scan import Geometry, LabelMap, Scan
+
+WRITE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+REAL_SCANS = {
+    "ct_nifti": "ct_abdomen/example_ct_sm.nii.gz",
+    "mr_nrrd": "mri_lesion/brain1_image.nrrd",
+    "ct_dicom_jpeg2000": "dicom_series_ct",
+    "mr_dicom_oblique": "dicom_series_mr",
+}
+
+
+@pytest.fixture(scope="module", params=sorted(REAL_SCANS))
+def real_scan(request, shared_data) -> Scan:
+    if request.param == "mr_dicom_oblique":
+        return request.getfixturevalue("mr_dicom_series")
+    return read_scan(shared_data / REAL_SCANS[request.param])
+
+
+def nibabel_geometry(path: Path) -> Geometry:
+    """Our geometry computed independently from nibabel's RAS voxel-to-world affine."""
+    affine = nib.load(str(path)).affine
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine  # RAS -> LPS, index order (i, j, k) = x,y,z
+    rev = np.eye(4)[[2, 1, 0, 3]]  # (x, y, z) <-> (z, y, x) on both sides
+    return Geometry.from_affine(rev @ lps @ rev)
+
+
+def _assert_same_geometry(a: Geometry, b: Geometry) -> None:
+    assert a.is_close(b, atol_mm=1e-3, atol_dir=1e-5), a.describe_difference(b)
+
+
+@pytest.mark.parametrize("suffix", WRITE_SUFFIXES)
+def test_label_map_round_trip_keeps_geometry(real_scan, suffix, tmp_path):
+    # a real-looking label map: thresholds of the real scan
+    values = real_scan.array
+    array = (values > np.percentile(values, 60)).astype(np.uint8)
+    array[values > np.percentile(values, 90)] = 2
+    labels = LabelMap.like(real_scan, array, {0: "background", 1: "mid", 2: "bright"})
+    out = write_label_map(labels, tmp_path / f"labels{suffix}")
+    assert out.exists()
+
+    back = read_label_map(out, like=real_scan)  # raises if the grid moved
+    np.testing.assert_array_equal(back.array, array)
+    assert back.array.dtype == np.uint8
+    if suffix in (".nrrd", ".nhdr", ".mha", ".mhd"):
+        assert back.class_names == {0: "background", 1: "mid", 2: "bright"}
+
+    image = sitk.ReadImage(str(out))  # SimpleITK on its own
+    _assert_same_geometry(geometry_of(image), real_scan.geometry)
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(image), array)
+    if suffix.startswith(".nii"):  # nibabel on its own
+        _assert_same_geometry(nibabel_geometry(out), real_scan.geometry)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".medseg-tmp")]
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha"])
+def test_scan_round_trip_keeps_voxels_geometry_and_modality(real_scan, suffix, tmp_path):
+    out = write_scan(real_scan, tmp_path / f"scan{suffix}")
+    back = read_scan(out)
+    np.testing.assert_array_equal(back.array, real_scan.array)
+    assert back.array.dtype == real_scan.array.dtype
+    _assert_same_geometry(back.geometry, real_scan.geometry)
+    if suffix != ".nii.gz":
+        assert back.modality == real_scan.modality
+
+
+def test_nifti_read_matches_nibabel(shared_data):
+    path = shared_data / "brain_template" / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+    scan = read_scan(path)
+    _assert_same_geometry(scan.geometry, nibabel_geometry(path))
+    np.testing.assert_array_equal(scan.array, np.asarray(nib.load(str(path)).dataobj).T)
+
+
+def test_writers_refuse_to_overwrite_and_leave_no_partial_file(shared_data, tmp_path):
+    scan = read_scan(shared_data / "ct_abdomen" / "example_ct_sm.nii.gz")
+    target = tmp_path / "ct.nii.gz"
+    target.write_bytes(b"precious")
+    with pytest.raises(OutputExistsError, match="overwrite"):
+        write_scan(scan, target)
+    assert target.read_bytes() == b"precious"
+    write_scan(scan, target, overwrite=True)
+    assert read_scan(target).shape == scan.shape
+    # a detached header/data pair: the data file clashing is refused too
+    (tmp_path / "pair.zraw").write_bytes(b"precious")
+    with pytest.raises(OutputExistsError, match=r"pair\.zraw"):
+        write_scan(scan, tmp_path / "pair.mhd")
+    assert (tmp_path / "pair.zraw").read_bytes() == b"precious"
+    assert not (tmp_path / "pair.mhd").exists()
+
+
+def test_writer_failure_leaves_target_untouched(shared_data, tmp_path, monkeypatch):
+    scan = read_scan(shared_data / "ct_abdomen" / "example_ct_sm.nii.gz")
+    target = tmp_path / "ct.nrrd"
+    write_scan(scan, target)
+    before = target.read_bytes()
+
+    def failing_write(image, path, useCompression=False):
+        Path(path).write_bytes(b"half a file")
+        msg = "No space left on device"
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(sitk, "WriteImage", failing_write)
+    with pytest.raises(Exception, match="No space left on device"):
+        write_scan(scan, target, overwrite=True)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ct.nrrd"]
+
+
+def test_unsupported_output_format(shared_data, tmp_path):
+    scan = read_scan(shared_data / "ct_abdomen" / "example_ct_sm.nii.gz")
+    with pytest.raises(UnsupportedFormatError, match=r"\.nii\.gz"):
+        write_scan(scan, tmp_path / "ct.png")

@@ -1,0 +1,42 @@
+"""Dock widgets driven as a person would, and the main job's window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_medseg._napari.launch import open_viewer, widget_names
+from napari_medseg._napari.widgets.scan_widget import ScanWidget
+from napari_medseg.display import CT_WINDOWS
+
+pytestmark = pytest.mark.gui
+
+
+def test_scan_widget_shows_geometry_and_applies_presets(make_napari_viewer):
+    viewer = make_napari_viewer()
+    image, _labels = viewer.open_sample("napari-medseg", "ct_abdomen")
+    widget = ScanWidget(viewer)
+    widget.layer.value = image
+    assert "CT" in widget.info.value
+    assert "spacing (3.0, 3.0, 3.0) mm" in widget.info.value
+    assert "lung" in widget.preset.choices
+    widget.preset.value = "bone"
+    assert tuple(image.contrast_limits) == CT_WINDOWS["bone"].limits
+    widget.preset.value = "1-99 percentiles"
+    lo, hi = image.contrast_limits
+    assert np.percentile(image.data, 1) == pytest.approx(lo, abs=1)
+    assert np.percentile(image.data, 99) == pytest.approx(hi, abs=1)
+
+
+def test_main_job_window_docks_widgets_and_shows_a_scan(qtbot, tmp_path):
+    viewer = open_viewer(sample="ct_abdomen", show=True)
+    try:
+        assert "Scan" in widget_names()
+        docked = [n for n in viewer.window.dock_widgets if n.endswith("(napari-medseg)")]
+        assert len(docked) == len(widget_names())
+        assert [layer._type_string for layer in viewer.layers] == ["image", "labels"]
+        shot = viewer.screenshot(str(tmp_path / "main.png"), canvas_only=True)
+        grey = shot[..., :3].mean(axis=-1)
+        assert grey.std() > 10  # a scan is drawn, not a blank canvas
+    finally:
+        viewer.close()
