@@ -72,7 +72,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     if not args.file.exists():
-        raise SystemExit(f"{args.file} not found (needs ../shared/data)")
+        msg = f"{args.file} not found (needs ../shared/data)"
+        raise SystemExit(msg)
     results = run(args.file, args.repeats)
     plain = min(results["nibabel"]["median_s"], results["simpleitk"]["median_s"])
     print(f"{args.file.name}: {results['nibabel']['array_bytes'] / 1e6:.1f} MB of voxels")

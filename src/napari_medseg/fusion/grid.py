@@ -1,0 +1,159 @@
+"""Voxel grids in physical space: extents, overlap, and the "same grid" check fusion needs.
+
+A *grid* is a :class:`~napari_medseg.scan.Geometry` plus an array shape.  Extents are
+axis-aligned bounding boxes in world mm (LPS, listed ``(z, y, x)`` like the array axes),
+taken over the voxel *corners* (centres +/- half a voxel), so a one-voxel scan has a
+non-empty extent.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from napari_medseg.errors import GeometryMismatchError
+from napari_medseg.scan import Geometry, LabelMap, Scan
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A voxel grid: ``shape`` (array-axis order) placed in space by ``geometry``."""
+
+    geometry: Geometry
+    shape: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        shape = tuple(int(s) for s in self.shape)
+        if len(shape) != self.geometry.ndim or any(s <= 0 for s in shape):
+            msg = f"grid shape {shape} does not fit a {self.geometry.ndim}D geometry"
+            raise ValueError(msg)
+        object.__setattr__(self, "shape", shape)
+
+    @classmethod
+    def of(cls, item: Scan | LabelMap | Grid) -> Grid:
+        """The grid of a scan or label map (a grid is returned as it is)."""
+        if isinstance(item, Grid):
+            return item
+        return cls(geometry=item.geometry, shape=tuple(item.array.shape))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+@dataclass(frozen=True)
+class Extent:
+    """Axis-aligned physical bounding box, world mm ``(z, y, x)`` (``(y, x)`` in 2D)."""
+
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+
+    @property
+    def size_mm(self) -> npt.NDArray[np.float64]:
+        return np.asarray(self.upper) - np.asarray(self.lower)
+
+    @property
+    def volume(self) -> float:
+        """Volume in mm^3 (area in mm^2 for 2D)."""
+        return float(np.prod(np.clip(self.size_mm, 0.0, None)))
+
+    def intersection(self, other: Extent) -> Extent:
+        lower = np.maximum(self.lower, other.lower)
+        upper = np.maximum(np.minimum(self.upper, other.upper), lower)
+        return Extent(tuple(lower.tolist()), tuple(upper.tolist()))
+
+    def describe(self) -> str:
+        """e.g. ``z -90..90, y -126..90, x -72..108 mm``."""
+        names = ("z", "y", "x")[-len(self.lower) :]
+        bounds = zip(names, self.lower, self.upper, strict=True)
+        parts = [f"{n} {lo:.1f}..{hi:.1f}" for n, lo, hi in bounds]
+        return ", ".join(parts) + " mm"
+
+
+def physical_extent(item: Scan | LabelMap | Grid) -> Extent:
+    """Bounding box in world mm of all voxel corners of a scan, label map or grid."""
+    grid = Grid.of(item)
+    corners = np.array(
+        list(itertools.product(*[(-0.5, s - 0.5) for s in grid.shape])), dtype=np.float64
+    )
+    world = grid.geometry.index_to_world(corners)
+    return Extent(tuple(world.min(axis=0).tolist()), tuple(world.max(axis=0).tolist()))
+
+
+def overlap_fraction(a: Scan | LabelMap | Grid, b: Scan | LabelMap | Grid) -> float:
+    """Volume of the intersection of both extents over the volume of the smaller one (0..1)."""
+    ea, eb = physical_extent(a), physical_extent(b)
+    smaller = min(ea.volume, eb.volume)
+    return ea.intersection(eb).volume / smaller if smaller > 0 else 0.0
+
+
+def check_same_ndim(fixed: Scan | LabelMap | Grid, moving: Scan | LabelMap | Grid) -> None:
+    """Raise :class:`GeometryMismatchError` when one is 2D and the other 3D."""
+    gf, gm = Grid.of(fixed), Grid.of(moving)
+    if gf.ndim != gm.ndim:
+        msg = (
+            f"the fixed scan is {gf.ndim}D {gf.shape} but the moving scan is {gm.ndim}D "
+            f"{gm.shape}; both must be 2D or both 3D (extract a slice from the volume, or "
+            "pick a volume for both)"
+        )
+        raise GeometryMismatchError(msg)
+
+
+def check_overlap(
+    fixed: Scan | LabelMap | Grid, moving: Scan | LabelMap | Grid, *, what: str = "scans"
+) -> float:
+    """Raise :class:`GeometryMismatchError` when the two extents do not overlap in space.
+
+    Returns the overlap fraction (see :func:`overlap_fraction`) otherwise.
+    """
+    check_same_ndim(fixed, moving)
+    fraction = overlap_fraction(fixed, moving)
+    if fraction <= 0.0:
+        msg = (
+            f"the {what} do not overlap in physical space: fixed spans "
+            f"{physical_extent(fixed).describe()}, moving spans "
+            f"{physical_extent(moving).describe()}; check that the files belong together "
+            "(origins/orientation in the headers), or register with an initialisation by "
+            "moments (--register rigid --init moments) to bring their centres together"
+        )
+        raise GeometryMismatchError(msg)
+    return fraction
+
+
+def require_same_grid(items: Sequence[Scan | LabelMap], *, purpose: str) -> Grid:
+    """The common grid of ``items``; :class:`GeometryMismatchError` naming what differs if not.
+
+    ``purpose`` completes the message, e.g. ``"pixel-level fusion"``.
+    """
+    if not items:
+        msg = f"{purpose} needs at least one scan"
+        raise ValueError(msg)
+    first = Grid.of(items[0])
+    for k, item in enumerate(items[1:], start=1):
+        grid = Grid.of(item)
+        if grid.shape != first.shape or not grid.geometry.is_close(first.geometry):
+            what = []
+            if grid.shape != first.shape:
+                what.append(f"shape {first.shape} vs {grid.shape}")
+            if grid.geometry.ndim == first.geometry.ndim:
+                diff = first.geometry.describe_difference(grid.geometry)
+                if diff != "identical":
+                    what.append(diff)
+            else:
+                what.append(f"{first.ndim}D vs {grid.ndim}D")
+            msg = (
+                f"{purpose} needs scans on one voxel grid, but scan 0 ({_name(items[0])}) and "
+                f"scan {k} ({_name(item)}) differ: {'; '.join(what)}; register or resample "
+                "them onto one grid first (napari-medseg fuse --register none|rigid|affine, or "
+                "napari_medseg.fusion.resample_to)"
+            )
+            raise GeometryMismatchError(msg)
+    return first
+
+
+def _name(item: Scan | LabelMap) -> str:
+    return item.name
