@@ -1,0 +1,381 @@
+"""Checkpoints that describe themselves and run no code when loaded.
+
+A checkpoint is ONE safetensors file: the weights of the registry-built model (names as in
+``model.state_dict()``, so prefixed ``net.``) and, in the safetensors header's
+``__metadata__`` under ``"medseg_spec"``, a JSON :class:`CheckpointSpec`: architecture and
+options, channels, class names, intensity contract, target spacing, patch size, provenance.
+
+Loading reads the header first, validates the spec, builds the model on the ``meta`` device
+(no memory) to check the parameter budget and that every tensor name and shape matches, and
+only then allocates and fills it.  Nothing is ever unpickled.  Plain PyTorch state dicts are
+imported into a registered architecture with :func:`import_state_dict` (``weights_only``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from napari_medseg.errors import CheckpointError, CheckpointExistsError
+
+from .registry import count_parameters, create_model, default_options, meta_device, model_names
+
+FORMAT_VERSION = 1
+SPEC_KEY = "medseg_spec"
+MAX_PARAMETERS = 1_000_000_000
+_MAX_HEADER_BYTES = 100 * 2**20
+_MAX_CHANNELS = 1024
+_MAX_OPTION_INT = 65536
+_MAX_OPTION_LIST = 16
+NORMALIZATIONS = ("ct_window", "percentile", "zscore", "none")
+
+
+@dataclass(frozen=True)
+class IntensityContract:
+    """How one input channel must be prepared before the network sees it.
+
+    ``normalization``: ``"ct_window"`` (clip HU to ``window`` = (low, high), scale to [0, 1]),
+    ``"percentile"`` (scale the ``percentiles`` (low, high) of the scan to [0, 1], e.g. MR),
+    ``"zscore"`` (zero mean, unit variance) or ``"none"``; ``clip`` clips to the range.
+    """
+
+    modality: str = "CT"
+    normalization: str = "none"
+    window: tuple[float, float] | None = None
+    percentiles: tuple[float, float] | None = None
+    clip: bool = True
+
+    def __post_init__(self) -> None:
+        if self.normalization not in NORMALIZATIONS:
+            msg = (f"unknown normalization {self.normalization!r}; "
+                   f"use one of {', '.join(NORMALIZATIONS)}")
+            raise ValueError(msg)
+        for name in ("window", "percentiles"):
+            value = getattr(self, name)
+            if value is not None:
+                pair = tuple(float(v) for v in value)
+                if len(pair) != 2 or not pair[0] < pair[1]:
+                    msg = f"{name} must be (low, high) with low < high, got {value!r}"
+                    raise ValueError(msg)
+                object.__setattr__(self, name, pair)
+        if self.normalization == "ct_window" and self.window is None:
+            msg = "ct_window normalization needs window=(low, high) in HU, e.g. (-160, 240)"
+            raise ValueError(msg)
+        if self.normalization == "percentile" and self.percentiles is None:
+            msg = "percentile normalization needs percentiles=(low, high), e.g. (0.5, 99.5)"
+            raise ValueError(msg)
+
+
+@dataclass
+class CheckpointSpec:
+    """Everything needed to rebuild, feed and trust a trained network.
+
+    ``class_names`` maps label value to name; ``intensity`` has one contract per input channel;
+    ``target_spacing`` is in mm, ``(Z, Y, X)`` (``(Y, X)`` in 2D); ``patch_size`` in voxels;
+    ``provenance`` holds e.g. ``data_hash``, ``steps``, ``date``, ``command``, ``metrics``,
+    ``parent`` (free-form JSON).
+    """
+
+    architecture: str
+    spatial_dims: int
+    in_channels: int
+    out_channels: int
+    options: dict[str, Any] = field(default_factory=dict)
+    class_names: dict[int, str] = field(default_factory=dict)
+    intensity: list[IntensityContract] = field(default_factory=list)
+    target_spacing: tuple[float, ...] | None = None
+    patch_size: tuple[int, ...] | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["class_names"] = {str(k): v for k, v in self.class_names.items()}
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> CheckpointSpec:
+        """Parse and validate a spec; :class:`CheckpointError` says what is wrong."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            msg = f"the checkpoint spec is not valid JSON: {error}"
+            raise CheckpointError(msg) from None
+        if not isinstance(data, dict):
+            msg = "the checkpoint spec must be a JSON object"
+            raise CheckpointError(msg)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            msg = f"the checkpoint spec has unknown fields {unknown}; known: {sorted(known)}"
+            raise CheckpointError(msg)
+        try:
+            version = int(data.get("format_version", FORMAT_VERSION))
+            if version > FORMAT_VERSION:
+                msg = (f"checkpoint format {version} is newer than this napari-medseg reads "
+                       f"({FORMAT_VERSION}); update napari-medseg")
+                raise CheckpointError(msg)
+            spec = cls(
+                architecture=str(data["architecture"]),
+                spatial_dims=int(data["spatial_dims"]),
+                in_channels=int(data["in_channels"]),
+                out_channels=int(data["out_channels"]),
+                options=dict(data.get("options") or {}),
+                class_names={int(k): str(v) for k, v in (data.get("class_names") or {}).items()},
+                intensity=[IntensityContract(**c) for c in data.get("intensity") or []],
+                target_spacing=_tuple(data.get("target_spacing"), float),
+                patch_size=_tuple(data.get("patch_size"), int),
+                provenance=dict(data.get("provenance") or {}),
+                format_version=version,
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            msg = f"the checkpoint spec is malformed: {error!r}"
+            raise CheckpointError(msg) from None
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        """Refuse unknown architectures, unknown or absurd options and channel counts."""
+        if self.architecture not in model_names():
+            msg = (f"the checkpoint names architecture {self.architecture!r}, which is not "
+                   f"registered; known: {', '.join(model_names())}")
+            raise CheckpointError(msg)
+        if self.spatial_dims not in (2, 3):
+            msg = f"spatial_dims must be 2 or 3, got {self.spatial_dims}"
+            raise CheckpointError(msg)
+        for name in ("in_channels", "out_channels"):
+            value = getattr(self, name)
+            if not 1 <= value <= _MAX_CHANNELS:
+                msg = f"{name}={value} is outside 1..{_MAX_CHANNELS}"
+                raise CheckpointError(msg)
+        known = default_options(self.architecture)
+        unknown = sorted(set(self.options) - set(known))
+        if unknown:
+            msg = (f"{self.architecture} has no option {', '.join(unknown)}; "
+                   f"valid options: {', '.join(known)}")
+            raise CheckpointError(msg)
+        for key, value in self.options.items():
+            _check_option(key, value)
+        if self.intensity and len(self.intensity) != self.in_channels:
+            msg = (f"{len(self.intensity)} intensity contracts for {self.in_channels} input "
+                   "channels: give one per channel")
+            raise CheckpointError(msg)
+
+
+def _tuple(value: Any, kind: type) -> tuple | None:
+    return None if value is None else tuple(kind(v) for v in value)
+
+
+def _check_option(key: str, value: Any) -> None:
+    values = value if isinstance(value, list | tuple) else [value]
+    if len(values) > _MAX_OPTION_LIST:
+        msg = f"option {key} has {len(values)} entries (at most {_MAX_OPTION_LIST})"
+        raise CheckpointError(msg)
+    for v in values:
+        if v is not None and not isinstance(v, bool | int | float | str):
+            msg = f"option {key} holds {type(v).__name__}; only numbers, strings, lists"
+            raise CheckpointError(msg)
+        if isinstance(v, int | float) and not isinstance(v, bool) and abs(v) > _MAX_OPTION_INT:
+            msg = f"option {key}={value!r} is absurdly large (limit {_MAX_OPTION_INT})"
+            raise CheckpointError(msg)
+
+
+def _build(spec: CheckpointSpec, *, meta: bool) -> nn.Module:
+    kwargs = {"spatial_dims": spec.spatial_dims, "in_channels": spec.in_channels,
+              "out_channels": spec.out_channels, **spec.options}
+    try:
+        if meta:
+            count = count_parameters(spec.architecture, **kwargs)
+            if count > MAX_PARAMETERS:
+                msg = (f"{spec.architecture} with options {spec.options} would have {count:,} "
+                       f"parameters (limit {MAX_PARAMETERS:,}); refusing to build it")
+                raise CheckpointError(msg)
+            with meta_device():
+                return create_model(spec.architecture, **kwargs)
+        return create_model(spec.architecture, **kwargs)
+    except (TypeError, ValueError) as error:
+        msg = f"cannot build {spec.architecture} from the checkpoint spec: {error}"
+        raise CheckpointError(msg) from None
+
+
+def _compare(expected: Mapping[str, tuple], found: Mapping[str, tuple]) -> None:
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = [f"{k}: file {found[k]} vs model {expected[k]}"
+             for k in sorted(set(expected) & set(found)) if tuple(found[k]) != expected[k]]
+    if missing or unexpected or wrong:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected),
+                             ("wrong shape", wrong)):
+            if items:
+                more = f" (+{len(items) - 8} more)" if len(items) > 8 else ""
+                parts.append(f"{label}: {', '.join(items[:8])}{more}")
+        msg = "checkpoint tensors do not match the architecture; " + "; ".join(parts)
+        raise CheckpointError(msg)
+
+
+def read_header(path: str | os.PathLike) -> tuple[dict[str, tuple], CheckpointSpec]:
+    """Tensor shapes and spec of a checkpoint, from its header alone (no tensor is read)."""
+    path = Path(path)
+    if not path.is_file():
+        msg = f"checkpoint {path} does not exist or is not a file"
+        raise CheckpointError(msg)
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        prefix = f.read(8)
+        n = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        if not 2 <= n <= min(size - 8, _MAX_HEADER_BYTES):
+            msg = (f"{path} is not a safetensors checkpoint (a pickled PyTorch file or another "
+                   "format?); for a plain state dict use import_state_dict on a created model")
+            raise CheckpointError(msg)
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            header = None
+    if not isinstance(header, dict):
+        msg = f"{path} is not a safetensors checkpoint: its header is not a JSON object"
+        raise CheckpointError(msg)
+    metadata = header.pop("__metadata__", None) or {}
+    if SPEC_KEY not in metadata:
+        msg = (f"{path} is a safetensors file without a napari-medseg spec; import its weights "
+               "with import_state_dict into a model made by create_model")
+        raise CheckpointError(msg)
+    shapes = {k: tuple(v.get("shape", ())) for k, v in header.items() if isinstance(v, dict)}
+    return shapes, CheckpointSpec.from_json(metadata[SPEC_KEY])
+
+
+def load_checkpoint(path: str | os.PathLike, *,
+                    device: str | torch.device = "cpu") -> tuple[nn.Module, CheckpointSpec]:
+    """Rebuild the model of a checkpoint, in eval mode on ``device``, and return its spec."""
+    shapes, spec = read_header(path)
+    meta_model = _build(spec, meta=True)
+    _compare({k: tuple(v.shape) for k, v in meta_model.state_dict().items()}, shapes)
+    model = _build(spec, meta=False)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except Exception as error:  # safetensors raises its own error types
+        msg = f"{path}: cannot read the tensors ({error})"
+        raise CheckpointError(msg) from None
+    model.load_state_dict(tensors, strict=True)
+    return model.to(device).eval(), spec
+
+
+def save_checkpoint(model: nn.Module, spec: CheckpointSpec, path: str | os.PathLike, *,
+                    overwrite: bool = False) -> Path:
+    """Write ``model``'s weights and ``spec`` to one ``.safetensors`` file, atomically.
+
+    The model must be what ``create_model`` builds from the spec (checked on names and
+    shapes).  An existing file is kept unless ``overwrite=True``.
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        msg = f"checkpoint paths end in .safetensors, got {path.name}"
+        raise CheckpointError(msg)
+    if path.exists() and not overwrite:
+        msg = f"{path} exists; pass overwrite=True to replace it"
+        raise CheckpointExistsError(msg)
+    spec.validate()
+    state = model.state_dict()
+    meta_model = _build(spec, meta=True)
+    _compare({k: tuple(v.shape) for k, v in meta_model.state_dict().items()},
+             {k: tuple(v.shape) for k, v in state.items()})
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata={SPEC_KEY: spec.to_json()})
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+@dataclass
+class ImportReport:
+    """What :func:`import_state_dict` did: keys loaded, missing, unexpected, wrong-shaped."""
+
+    loaded: list[str]
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[str]
+
+
+_PREFIXES = ("module.", "model.", "net.", "_orig_mod.")
+_CONTAINERS = ("state_dict", "model_state_dict", "model", "network_weights", "net", "weights")
+
+
+def _strip(key: str) -> str:
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in _PREFIXES:
+            if key.startswith(prefix):
+                key, stripped = key[len(prefix):], True
+    return key
+
+
+def _read_state_dict(source: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(source, Mapping):
+        return dict(source)
+    path = Path(source)
+    if path.suffix == ".safetensors":
+        return load_file(str(path), device="cpu")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # UnpicklingError, RuntimeError, zip errors ...
+        msg = (f"{path} could not be read as a weights-only PyTorch state dict ({error}); "
+               "napari-medseg never unpickles arbitrary objects")
+        raise CheckpointError(msg) from None
+    if not isinstance(data, Mapping):
+        msg = f"{path} holds a {type(data).__name__}, not a state dict"
+        raise CheckpointError(msg)
+    return dict(data)
+
+
+def import_state_dict(model: nn.Module, source: str | os.PathLike | Mapping[str, Any], *,
+                      strict: bool = True) -> ImportReport:
+    """Load plain PyTorch weights (a file read ``weights_only``, or a mapping) into ``model``.
+
+    Common wrappers (``{"state_dict": ...}``) and prefixes (``module.``, ``model.``, ``net.``)
+    are stripped on both sides.  With ``strict`` any missing, unexpected or wrong-shaped key is
+    an error; otherwise the matching keys are loaded and the report lists the rest.
+    """
+    state = _read_state_dict(source)
+    for key in _CONTAINERS:
+        inner = state.get(key)
+        if isinstance(inner, Mapping) and not any(
+                isinstance(v, torch.Tensor) for v in state.values()):
+            state = dict(inner)
+            break
+    source_tensors = {_strip(k): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    target = model.state_dict()
+    by_name = {_strip(k): k for k in target}
+    loaded, mismatched = {}, []
+    for key, tensor in source_tensors.items():
+        if key in by_name:
+            real = by_name[key]
+            if tuple(tensor.shape) == tuple(target[real].shape):
+                loaded[real] = tensor
+            else:
+                mismatched.append(f"{key}: {tuple(tensor.shape)} vs {tuple(target[real].shape)}")
+    report = ImportReport(
+        loaded=sorted(loaded),
+        missing=sorted(k for k in by_name if k not in source_tensors),
+        unexpected=sorted(k for k in source_tensors if k not in by_name),
+        mismatched=mismatched,
+    )
+    if not loaded or (strict and (report.missing or report.unexpected or mismatched)):
+        msg = (f"state dict does not fit the model: {len(loaded)} keys match, "
+               f"missing {report.missing[:8]}, unexpected {report.unexpected[:8]}, "
+               f"wrong shape {mismatched[:8]}; pass strict=False to load the matching keys")
+        raise CheckpointError(msg)
+    model.load_state_dict({**target, **loaded}, strict=True)
+    return report

@@ -1,0 +1,196 @@
+"""Checkpoints: one safetensors file with a JSON spec; loading never runs code."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from napari_medseg.errors import CheckpointError, MedsegError, OutputExistsError
+from napari_medseg.models import (
+    CheckpointSpec,
+    IntensityContract,
+    create_model,
+    import_state_dict,
+    load_checkpoint,
+    save_checkpoint,
+)
+from napari_medseg.models.checkpoint import SPEC_KEY, read_header
+
+OPTIONS = {"features": [4, 8, 16]}
+
+
+def _spec(**changes) -> CheckpointSpec:
+    fields = {
+        "architecture": "unet", "spatial_dims": 2, "in_channels": 2, "out_channels": 3,
+        "options": dict(OPTIONS), "class_names": {0: "background", 1: "liver", 2: "spleen"},
+        "intensity": [IntensityContract("CT", "ct_window", window=(-160, 240)),
+                      IntensityContract("MR", "percentile", percentiles=(0.5, 99.5))],
+        "target_spacing": (1.5, 1.5), "patch_size": (128, 128),
+        "provenance": {"data_hash": "sha256:abc", "steps": 10, "date": "2026-11-22",
+                       "metrics": {"dice": 0.9}},
+    }
+    fields.update(changes)
+    return CheckpointSpec(**fields)
+
+
+def _model():
+    torch.manual_seed(0)
+    return create_model("unet", spatial_dims=2, in_channels=2, out_channels=3, **OPTIONS)
+
+
+class _Evil:
+    """Unpickling this creates a marker file: proof that code ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (open, (str(self.marker), "w"))
+
+
+def test_spec_round_trips_through_the_file(tmp_path: Path) -> None:
+    path = save_checkpoint(_model(), _spec(), tmp_path / "m.safetensors")
+    _, spec = read_header(path)
+    assert spec == _spec(options=OPTIONS)
+    assert spec.intensity[0].window == (-160.0, 240.0)
+    assert spec.class_names[1] == "liver"
+    assert list(tmp_path.iterdir()) == [path]  # no temp file left behind
+
+
+def test_save_refuses_to_overwrite(tmp_path: Path) -> None:
+    path = save_checkpoint(_model(), _spec(), tmp_path / "m.safetensors")
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        save_checkpoint(_model(), _spec(), path)
+    save_checkpoint(_model(), _spec(), path, overwrite=True)
+
+
+def test_save_refuses_a_model_that_does_not_match_the_spec(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="wrong shape"):
+        save_checkpoint(_model(), _spec(out_channels=4), tmp_path / "m.safetensors")
+
+
+@pytest.mark.parametrize("how", ["pickle", "torch.save"])
+def test_pickled_files_are_refused_without_running_code(tmp_path: Path, how: str) -> None:
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "evil.safetensors"
+    if how == "pickle":
+        path.write_bytes(pickle.dumps({"weight": _Evil(marker)}))
+    else:
+        torch.save({"weight": _Evil(marker)}, path)
+    with pytest.raises(CheckpointError, match="not a safetensors checkpoint"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="weights-only"):
+        import_state_dict(_model(), path.rename(tmp_path / "evil.pt"))
+    assert not marker.exists()
+
+
+def test_garbage_and_missing_files_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "junk.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all")
+    with pytest.raises(CheckpointError, match="not a safetensors"):
+        load_checkpoint(tmp_path / "junk.safetensors")
+    with pytest.raises(MedsegError, match="does not exist"):
+        load_checkpoint(tmp_path / "absent.safetensors")
+
+
+def _write(path: Path, spec_json: str, tensors=None) -> Path:
+    tensors = tensors if tensors is not None else _model().state_dict()
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path),
+              metadata={SPEC_KEY: spec_json})
+    return path
+
+
+def test_plain_safetensors_without_spec_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "plain.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path))
+    with pytest.raises(CheckpointError, match="import_state_dict"):
+        load_checkpoint(path)
+
+
+def test_unknown_architecture_is_refused(tmp_path: Path) -> None:
+    data = json.loads(_spec().to_json())
+    data["architecture"] = "resnet-9000"
+    with pytest.raises(CheckpointError, match="not registered; known: fcn-32s"):
+        load_checkpoint(_write(tmp_path / "m.safetensors", json.dumps(data)))
+
+
+@pytest.mark.parametrize(("options", "match"), [
+    ({"features": [4, 8, 16], "bogus": 1}, "no option bogus"),
+    ({"features": [60000, 60000, 60000, 60000]}, "parameters"),
+    ({"features": [4, 8, 10**9]}, "absurdly large"),
+    ({"features": list(range(1, 100))}, "at most"),
+    ({"features": [{"__class__": "os.system"}]}, "only numbers"),
+])
+def test_absurd_or_unknown_options_are_refused(tmp_path: Path, options: dict,
+                                               match: str) -> None:
+    data = json.loads(_spec().to_json())
+    data["options"] = options
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(_write(tmp_path / "m.safetensors", json.dumps(data)))
+
+
+def test_malformed_spec_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(_write(tmp_path / "a.safetensors", "{oops"))
+    data = json.loads(_spec().to_json())
+    del data["in_channels"]
+    with pytest.raises(CheckpointError, match="malformed"):
+        load_checkpoint(_write(tmp_path / "b.safetensors", json.dumps(data)))
+    data = json.loads(_spec().to_json())
+    data["format_version"] = 99
+    with pytest.raises(CheckpointError, match="newer"):
+        load_checkpoint(_write(tmp_path / "c.safetensors", json.dumps(data)))
+
+
+def test_wrong_tensor_names_and_shapes_are_listed(tmp_path: Path) -> None:
+    tensors = dict(_model().state_dict())
+    tensors["net.head.weight"] = torch.zeros(5, 4, 1, 1)
+    del tensors["net.head.bias"]
+    tensors["extra"] = torch.zeros(1)
+    path = _write(tmp_path / "m.safetensors", _spec().to_json(), tensors)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert "missing: net.head.bias" in message
+    assert "unexpected: extra" in message
+    assert "net.head.weight: file (5, 4, 1, 1) vs model (3, 4, 1, 1)" in message
+
+
+def test_intensity_contract_validation() -> None:
+    with pytest.raises(ValueError, match="needs window"):
+        IntensityContract("CT", "ct_window")
+    with pytest.raises(ValueError, match="unknown normalization"):
+        IntensityContract("CT", "minmax")
+    with pytest.raises(CheckpointError, match="one per channel"):
+        _spec(intensity=[IntensityContract()]).validate()
+
+
+def test_import_plain_state_dict_with_prefixes(tmp_path: Path) -> None:
+    source = _model()
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(1)
+    plain = {f"module.{k.removeprefix('net.')}": v for k, v in source.state_dict().items()}
+    path = tmp_path / "weights.pt"
+    torch.save({"state_dict": plain}, path)
+    target = _model()
+    report = import_state_dict(target, path)
+    assert not report.missing
+    assert not report.unexpected
+    x = torch.randn(1, 2, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(source.eval()(x), target.eval()(x))
+
+
+def test_import_reports_mismatches(tmp_path: Path) -> None:
+    state = {k: v for k, v in _model().state_dict().items() if "head" not in k}
+    state["encoders.0.0.0.weight"] = torch.zeros(1)
+    with pytest.raises(CheckpointError, match="strict=False"):
+        import_state_dict(_model(), state)
+    report = import_state_dict(_model(), state, strict=False)
+    assert "head.weight" in report.missing
+    assert report.mismatched[0].startswith("encoders.0.0.0.weight")
