@@ -123,3 +123,20 @@ def test_unsupported_output_format(shared_data, tmp_path):
     scan = read_scan(shared_data / "ct_abdomen" / "example_ct_sm.nii.gz")
     with pytest.raises(UnsupportedFormatError, match=r"\.nii\.gz"):
         write_scan(scan, tmp_path / "ct.png")
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha"])
+def test_2d_scan_and_labels_round_trip(shared_data, tmp_path, suffix):
+    ct = read_scan(shared_data / "ct_abdomen" / "example_ct_sm.nii.gz")
+    g = ct.geometry
+    slice_geometry = Geometry(spacing=g.spacing[1:], origin=g.origin[1:],
+                              direction=g.direction[1:, 1:])
+    scan = Scan(ct.array[12].copy(), slice_geometry, modality="CT")
+    out = write_scan(scan, tmp_path / f"slice{suffix}")
+    back = read_scan(out)
+    assert back.ndim == 2
+    np.testing.assert_array_equal(back.array, scan.array)
+    _assert_same_geometry(back.geometry, scan.geometry)
+    labels = LabelMap.like(scan, (scan.array > 100).astype(np.uint8))
+    label_out = write_label_map(labels, tmp_path / f"slice_labels{suffix}")
+    np.testing.assert_array_equal(read_label_map(label_out, like=scan).array, labels.array)

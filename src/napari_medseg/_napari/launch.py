@@ -28,13 +28,14 @@ def open_viewer(
         viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True)[0]
         for name in widget_names()
     ]
-    if docks:
-        docks[0].raise_()
     if paths:
         for path in paths:
             viewer.open(str(path), plugin=PLUGIN)
     elif sample:
         viewer.open_sample(PLUGIN, sample)
+    names = widget_names()
+    if "Segment" in names:  # the main job starts on the Segment tab
+        docks[names.index("Segment")].raise_()
     return viewer
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from napari_medseg.display import default_contrast_limits
+from napari_medseg.errors import GeometryMismatchError
 from napari_medseg.scan import Geometry, LabelMap, Scan
 
 GEOMETRY_KEY = "medseg_geometry"
@@ -117,3 +118,28 @@ def class_names_from_meta(meta: dict[str, Any]) -> dict[int, str]:
     if features is not None and "class" in features and "index" in features:
         return {int(i): str(c) for i, c in zip(features["index"], features["class"], strict=True)}
     return {}
+
+
+def scan_from_layer(layer: Any) -> Scan:
+    """A :class:`Scan` of an Image layer's data, placed where the layer shows it."""
+    array = np.asarray(layer.data)
+    if getattr(layer, "rgb", False) or array.ndim not in (2, 3):
+        msg = (
+            f"layer {layer.name!r} has shape {array.shape}; napari-medseg segments single-channel "
+            "2D or 3D images"
+        )
+        raise GeometryMismatchError(msg)
+    geometry = geometry_from_layer_meta(layer_meta(layer), array.ndim)
+    modality = layer.metadata.get(MODALITY_KEY, "unknown")
+    return Scan(array=array, geometry=geometry, modality=modality)
+
+
+def unique_layer_name(viewer: Any, name: str) -> str:
+    """``name``, or ``name [2]``, ``name [3]``... so that no existing layer is replaced."""
+    existing = {layer.name for layer in viewer.layers}
+    if name not in existing:
+        return name
+    k = 2
+    while f"{name} [{k}]" in existing:
+        k += 1
+    return f"{name} [{k}]"

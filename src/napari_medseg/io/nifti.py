@@ -19,13 +19,15 @@ import numpy as np
 import numpy.typing as npt
 
 from napari_medseg.errors import ScanReadError, UnsupportedScanError
+from napari_medseg.io.itk import check_header
+from napari_medseg.scan import Geometry
 
 try:  # ISA-L inflates about twice as fast as zlib, with the same API
     from isal import isal_zlib as zlib
 except ImportError:  # pragma: no cover - platforms without an isal wheel
     import zlib  # type: ignore[no-redef]
-from napari_medseg.io.itk import check_header
-from napari_medseg.scan import Geometry
+
+_INFLATE_ERROR: type[Exception] = zlib.error  # type: ignore[assignment]
 
 #: (z, y, x) <-> (x, y, z) on both sides of a homogeneous matrix
 _REVERSE = np.eye(4)[[2, 1, 0, 3]]
@@ -129,7 +131,7 @@ def _gunzip_into(fh: BufferedReader, size: int, path: Path) -> npt.NDArray[np.ui
                 if not inflater.unconsumed_tail or pos >= size:
                     break
                 piece = inflater.decompress(inflater.unconsumed_tail, min(size - pos, _CHUNK))
-    except zlib.error as exc:
+    except _INFLATE_ERROR as exc:
         raise _truncated(path, f"gzip stream is corrupt ({exc})") from exc
     if pos < size:
         raise _truncated(path, f"{pos} bytes after decompression, expected {size}")

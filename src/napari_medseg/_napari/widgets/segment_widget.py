@@ -1,0 +1,252 @@
+"""The Segment dock widget: pick scan layer(s) and a model, segment in the background.
+
+Thin by design: it builds :class:`~napari_medseg.inference.PredictOptions` from its controls,
+runs :meth:`Predictor.predict_job` through :class:`JobRunner` and turns the result into
+layers.  Input layers are read once when Segment is pressed, so switching or editing layers
+mid-run changes nothing; results never replace an existing layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+from superqt import QCollapsible
+
+import napari
+from napari_medseg._napari.jobs import JobRunner, gui_friendly_threads
+from napari_medseg._napari.layers import (
+    geometry_kwargs,
+    label_layer_data,
+    scan_from_layer,
+    unique_layer_name,
+)
+from napari_medseg._napari.notify import report, warn
+from napari_medseg.errors import MedsegError
+from napari_medseg.events import Event, Progress
+from napari_medseg.inference import (
+    PostprocessOptions,
+    Prediction,
+    PredictOptions,
+    Predictor,
+    list_checkpoints,
+)
+from napari_medseg.scan import Scan
+
+FROM_FILE = "checkpoint file..."
+
+
+def _device_choices() -> list[str]:
+    import torch
+
+    choices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        choices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return choices
+
+
+class SegmentWidget(QWidget):
+    """Segment the selected scan(s) with a checkpoint, without blocking the viewer."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = viewer
+        self.runner = JobRunner()
+        self._predictors: dict[tuple[str, str], Predictor] = {}
+        self.last_prediction: Prediction | None = None
+
+        self.images = create_widget(annotation=list[napari.layers.Image], label="scan(s)")
+        self.images.tooltip = "Image layer(s) to segment; several = the channels of the model"
+        self.model = ComboBox(label="model", choices=self._model_choices,
+                              tooltip="Starter models, your models folder, or a file")
+        self.model_file = FileEdit(label="file", filter="*.safetensors", mode="r",
+                                   tooltip="Checkpoint file (.safetensors)")
+        self.device = ComboBox(label="device", choices=_device_choices(),
+                               tooltip="auto = GPU when there is one, else CPU")
+        self.main = Container(widgets=[self.images, self.model, self.model_file, self.device])
+
+        self.tile = LineEdit(label="tile", value="",
+                             tooltip="Window size in voxels, e.g. '96 96 96'; empty = model's")
+        self.overlap = FloatSpinBox(label="overlap", value=0.5, min=0.0, max=0.9, step=0.05,
+                                    tooltip="Fraction of a window shared with its neighbour")
+        self.batch = SpinBox(label="batch", value=2, min=1, max=64,
+                             tooltip="Windows per forward pass (halved on out-of-memory)")
+        self.tta = CheckBox(text="mirroring TTA", tooltip="Average over flipped inputs (slower)")
+        self.slice_axis = ComboBox(label="2D slicing", choices=[("axial (0)", 0),
+                                   ("coronal (1)", 1), ("sagittal (2)", 2)],
+                                   tooltip="Axis along which a 2D model slices a 3D scan")
+        self.probabilities = CheckBox(text="probability layer",
+                                      tooltip="Also show the foreground probability")
+        self.largest = CheckBox(text="largest component per class")
+        self.fill_holes = CheckBox(text="fill holes")
+        self.min_size = SpinBox(label="min size", value=0, min=0, max=10**7,
+                                tooltip="Drop connected components smaller than this (voxels)")
+        self.advanced = Container(widgets=[
+            self.tile, self.overlap, self.batch, self.tta, self.slice_axis, self.probabilities,
+            self.largest, self.fill_holes, self.min_size])
+        fold = QCollapsible("Advanced")
+        fold.addWidget(self.advanced.native)
+
+        self.segment_button = PushButton(text="Segment", tooltip="Run the model (in background)")
+        self.cancel_button = PushButton(text="Cancel", enabled=False,
+                                        tooltip="Stop the run; nothing is added")
+        self.progress = ProgressBar(value=0, min=0, max=100)
+        self.status = Label(value="")
+        self.buttons = Container(widgets=[self.segment_button, self.cancel_button],
+                                 layout="horizontal", labels=False)
+        self.footer = Container(widgets=[self.buttons, self.progress, self.status], labels=False)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.main.native)
+        layout.addWidget(fold)
+        layout.addWidget(self.footer.native)
+        layout.addStretch(1)
+
+        self.segment_button.clicked.connect(self.segment)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.model.changed.connect(self._on_model)
+        self._on_model()
+
+    # ---------------------------------------------------------------- choices
+    def reset_choices(self, *_: Any) -> None:
+        """Refresh layer and model lists (napari calls this when layers change)."""
+        self.main.reset_choices()
+        if not self.images.value:
+            images = [layer for layer in self.viewer.layers
+                      if isinstance(layer, napari.layers.Image)]
+            if images:
+                self.images.value = [images[0]]
+
+    def _model_choices(self, _widget: Any = None) -> list[tuple[str, str]]:
+        entries = [(f"{e.name}{'' if e.builtin else ' (yours)'}", str(e.path))
+                   for e in list_checkpoints()]
+        return [*entries, (FROM_FILE, FROM_FILE)]
+
+    def _on_model(self) -> None:
+        self.model_file.visible = self.model.value == FROM_FILE
+
+    def refresh_models(self) -> None:
+        """Re-read the model list (after a fine-tune saved a new version)."""
+        self.model.reset_choices()
+
+    def model_source(self) -> str:
+        if self.model.value == FROM_FILE:
+            return str(self.model_file.value)
+        return str(self.model.value)
+
+    # ---------------------------------------------------------------- options
+    def options(self) -> PredictOptions:
+        tile_text = self.tile.value.replace(",", " ").split()
+        try:
+            tile = tuple(int(t) for t in tile_text) if tile_text else None
+        except ValueError as exc:
+            msg = f"tile must be whole numbers such as '96 96 96', got {self.tile.value!r}"
+            raise MedsegError(msg) from exc
+        return PredictOptions(
+            device=self.device.value,
+            tile=tile,
+            overlap=float(self.overlap.value),
+            batch_size=int(self.batch.value),
+            tta=bool(self.tta.value),
+            slice_axis=int(self.slice_axis.value),
+            keep_probabilities=bool(self.probabilities.value),
+            postprocess=PostprocessOptions(largest_component=bool(self.largest.value),
+                                           fill_holes=bool(self.fill_holes.value),
+                                           min_size=int(self.min_size.value)),
+        )
+
+    # ---------------------------------------------------------------- run
+    def _predictor(self, source: str, device: str) -> Predictor:
+        key = (source, device)
+        if key not in self._predictors:  # a checkpoint is loaded once and reused
+            self._predictors[key] = Predictor.load(source, device=device)
+        return self._predictors[key]
+
+    def _job(self, source: str, scans: list[Scan], options: PredictOptions
+             ) -> Generator[Event, None, Prediction]:
+        yield Progress(stage="load model", done=0, total=1, message="loading the model")
+        predictor = self._predictor(source, options.device)
+        with gui_friendly_threads():
+            return (yield from predictor.predict_job(scans, options))
+
+    def segment(self) -> None:
+        """Start a run with the current choices (refused while one runs)."""
+        if self.runner.running:
+            warn("a segmentation is already running; wait for it or press Cancel")
+            return
+        layers = list(self.images.value or [])
+        if not layers:
+            warn("select the image layer(s) to segment")
+            return
+        try:
+            scans = [scan_from_layer(layer) for layer in layers]
+            options = self.options()
+            source = self.model_source()
+            if source in ("", ".", FROM_FILE):
+                msg = "choose a model, or a checkpoint file"
+                raise MedsegError(msg)
+        except MedsegError as exc:
+            report(exc)
+            return
+        names = (layers[0].name, Path(source).name.removesuffix(".safetensors"))
+        self._set_running(True, f"segmenting {names[0]} with {names[1]}")
+        self.runner.start(
+            self._job(source, scans, options),
+            on_progress=self._on_progress,
+            on_done=lambda result: self._add_result(result, layers[0], names),
+            on_finished=self._on_finished,
+            context="segment",
+        )
+
+    def cancel(self) -> None:
+        self.runner.cancel()
+        self.status.value = "cancelling..."
+
+    def _on_finished(self) -> None:
+        self._set_running(False, "cancelled" if self.runner.cancelled else None)
+
+    def _set_running(self, running: bool, text: str | None = None) -> None:
+        self.segment_button.enabled = not running
+        self.cancel_button.enabled = running
+        if running:
+            self.progress.value = 0
+        if text is not None:
+            self.status.value = text
+
+    def _on_progress(self, event: Progress) -> None:
+        self.progress.value = int(100 * event.fraction)
+        eta = f", about {event.eta_s:.0f} s left" if event.eta_s is not None else ""
+        self.status.value = f"{event.stage}: {event.message or f'{event.done}/{event.total}'}{eta}"
+
+    def _add_result(self, result: Prediction, image: Any, names: tuple[str, str]) -> None:
+        self.last_prediction = result
+        data, kwargs, _ = label_layer_data(result.labels)
+        kwargs["name"] = unique_layer_name(self.viewer, f"{names[0]} [{names[1]}]")
+        self.viewer.add_labels(data, **kwargs)
+        if result.probabilities is not None:
+            foreground = (1.0 - result.probabilities[0].astype(np.float32))
+            geo = geometry_kwargs(result.labels.geometry)
+            self.viewer.add_image(
+                foreground, name=unique_layer_name(self.viewer, f"{kwargs['name']} probability"),
+                colormap="magma", blending="additive", contrast_limits=(0.0, 1.0), **geo)
+        counts = np.bincount(result.labels.array.ravel())
+        found = sum(1 for i, n in enumerate(counts) if i and n)
+        self.status.value = (f"done in {result.seconds:.1f} s on {result.device}: "
+                             f"{found} class(es) found")
+        self.progress.value = 100

@@ -1,0 +1,69 @@
+"""Typed options of a segmentation run, shared by the Python API, the CLI and the widget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from napari_medseg.inference.postprocess import PostprocessOptions
+
+
+@dataclass
+class PredictOptions:
+    """How to run a model over a scan.
+
+    Attributes
+    ----------
+    device
+        ``"auto"`` (CUDA, then MPS, then CPU), or a torch device string such as ``"cpu"``.
+    tile
+        Window size in voxels ``(Z, Y, X)`` (2D models: ``(Y, X)``); ``None`` takes the
+        checkpoint's patch size, else 96^3 / 256^2.
+    overlap
+        Fraction of a window shared with its neighbour (0-0.9); outputs are blended with a
+        Gaussian importance map.
+    batch_size
+        Windows per forward pass; halved automatically when the device runs out of memory.
+    tta
+        Mirroring test-time augmentation: average the probabilities over flips of every
+        spatial axis (2^D forward passes per window).
+    slice_axis
+        2D models on a 3D scan: the array axis to slice along (0 = axial for a ``(Z, Y, X)``
+        scan).  Required in that case.
+    context_slices
+        2.5D: neighbouring slices on each side fed as extra channels (the model must have
+        been trained that way: ``in_channels = channels * (2k + 1)``).
+    keep_probabilities
+        Also return the blended per-class probabilities ``(K, Z, Y, X)`` as float16.
+    amp
+        Mixed precision (bf16 where supported, else fp16) on CUDA.
+    resample
+        Resample the scan to the checkpoint's ``target_spacing`` (and the labels back).
+    """
+
+    device: str = "auto"
+    tile: tuple[int, ...] | None = None
+    overlap: float = 0.5
+    batch_size: int = 2
+    tta: bool = False
+    slice_axis: int | None = None
+    context_slices: int = 0
+    keep_probabilities: bool = False
+    amp: bool = True
+    resample: bool = True
+    postprocess: PostprocessOptions = field(default_factory=PostprocessOptions)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.overlap < 1.0:
+            msg = f"overlap must be in [0, 1), got {self.overlap}"
+            raise ValueError(msg)
+        if self.batch_size < 1:
+            msg = f"batch_size must be at least 1, got {self.batch_size}"
+            raise ValueError(msg)
+        if self.context_slices < 0:
+            msg = f"context_slices must be >= 0, got {self.context_slices}"
+            raise ValueError(msg)
+        if self.tile is not None:
+            self.tile = tuple(int(t) for t in self.tile)
+            if any(t < 1 for t in self.tile):
+                msg = f"tile sizes must be positive, got {self.tile}"
+                raise ValueError(msg)

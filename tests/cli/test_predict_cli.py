@@ -1,0 +1,76 @@
+"""``napari-medseg predict`` and ``models`` as a person runs them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from napari_medseg.cli import main
+from napari_medseg.io import read_label_map, read_scan
+from napari_medseg.models import CheckpointSpec, IntensityContract, create_model, save_checkpoint
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("unet", spatial_dims=3, in_channels=1, out_channels=3, features=(4, 8, 16))
+    spec = CheckpointSpec(
+        architecture="unet", spatial_dims=3, in_channels=1, out_channels=3,
+        options={"features": [4, 8, 16]}, class_names={0: "background", 1: "soft", 2: "bone"},
+        intensity=[IntensityContract(modality="CT", normalization="ct_window",
+                                     window=(-160, 240))],
+        patch_size=(16, 32, 32), target_spacing=(2.5, 1.5, 1.5),
+    )
+    return save_checkpoint(model, spec, tmp_path / "tiny.safetensors")
+
+
+def test_predict_writes_labels_and_probabilities_on_the_input_grid(
+    shared_data, checkpoint, tmp_path, capsys
+):
+    scan_path = shared_data / "mri_lesion" / "brain1_image.nrrd"  # anisotropic 0.78x0.78x6.5
+    out = tmp_path / "labels.nii.gz"
+    probs = tmp_path / "probs.nrrd"
+    code = main(["predict", "--model", str(checkpoint), "--input", str(scan_path),
+                 "--output", str(out), "--probabilities", str(probs), "--device", "cpu",
+                 "--tile", "16", "32", "32", "--quiet"])
+    assert code == 0
+    scan = read_scan(scan_path)
+    labels = read_label_map(out, like=scan)  # raises if the grid moved
+    assert labels.shape == scan.shape
+    image = sitk.ReadImage(str(probs))
+    assert image.GetNumberOfComponentsPerPixel() == 3
+    p = sitk.GetArrayFromImage(image)
+    np.testing.assert_allclose(p.sum(-1), 1.0, atol=1e-2)
+    np.testing.assert_array_equal(p.argmax(-1), labels.array)
+    # nothing is overwritten without --overwrite
+    assert main(["predict", "--model", str(checkpoint), "--input", str(scan_path),
+                 "--output", str(out), "--device", "cpu"]) == 1
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_predict_errors_are_one_line(shared_data, checkpoint, tmp_path, capsys):
+    scan_path = str(shared_data / "ct_abdomen" / "example_ct_sm.nii.gz")
+    out = str(tmp_path / "l.nii.gz")
+    assert main(["predict", "--model", str(checkpoint), "--input", scan_path,
+                 "--input", scan_path, "--output", out, "--device", "cpu"]) == 1
+    assert "takes 1 input channel(s) but got 2" in capsys.readouterr().err
+    assert main(["predict", "--model", "nope", "--input", scan_path, "--output", out]) == 1
+    assert "no checkpoint 'nope'" in capsys.readouterr().err
+    not_a_checkpoint = tmp_path / "x.safetensors"
+    not_a_checkpoint.write_bytes(b"\x80\x04garbage" * 10)
+    assert main(["predict", "--model", str(not_a_checkpoint), "--input", scan_path,
+                 "--output", out]) == 1
+    assert "error" in capsys.readouterr().err
+
+
+def test_models_lists_zoo_and_checkpoints(capsys, tmp_path, monkeypatch, checkpoint):
+    monkeypatch.setenv("NAPARI_MEDSEG_MODELS", str(checkpoint.parent))
+    assert main(["models", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    names = {m["name"] for m in listing["zoo"]}
+    assert {"unet", "segnet", "deeplab-v3plus", "vnet"} <= names
+    assert any(c["name"] == "tiny" and not c["builtin"] for c in listing["checkpoints"])

@@ -1,0 +1,109 @@
+"""The Segment widget driven as a person would, in a shown viewer under Xvfb."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_medseg._napari.responsiveness import StallMeter
+from napari_medseg._napari.widgets.segment_widget import FROM_FILE, SegmentWidget
+from napari_medseg.models import CheckpointSpec, IntensityContract, create_model, save_checkpoint
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("unet", spatial_dims=3, in_channels=1, out_channels=3, features=(4, 8, 16))
+    spec = CheckpointSpec(
+        architecture="unet", spatial_dims=3, in_channels=1, out_channels=3,
+        options={"features": [4, 8, 16]}, class_names={0: "background", 1: "a", 2: "b"},
+        intensity=[IntensityContract(modality="CT", normalization="ct_window",
+                                     window=(-160, 240))],
+        patch_size=(16, 48, 48),
+    )
+    return save_checkpoint(model, spec, tmp_path / "tiny.safetensors")
+
+
+def _widget(viewer, checkpoint):
+    image, labels = viewer.open_sample("napari-medseg", "ct_abdomen")
+    widget = SegmentWidget(viewer)
+    widget.images.value = [image]
+    widget.model.value = FROM_FILE
+    widget.model_file.value = checkpoint
+    widget.device.value = "cpu"
+    widget.tile.value = "16 48 48"
+    return widget, image, labels
+
+
+def test_segment_adds_labels_on_the_scan_geometry_without_freezing(
+    make_napari_viewer, qtbot, checkpoint
+):
+    viewer = make_napari_viewer(show=True)
+    widget, image, person_labels = _widget(viewer, checkpoint)
+    before = person_labels.data.copy()
+    widget.probabilities.value = True
+    meter = StallMeter()
+    meter.start()
+    widget.segment()
+    assert not widget.segment_button.enabled  # no second run while this one goes
+    widget.segment()  # pressing twice is refused, not queued or interleaved
+    qtbot.waitUntil(lambda: widget.progress.value == 100, timeout=120_000)
+    meter.stop()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=10_000)
+    result = viewer.layers[-2]
+    assert result.name == "ct_abdomen [tiny]"
+    assert result.data.shape == image.data.shape
+    np.testing.assert_allclose(result.scale, image.scale)
+    np.testing.assert_allclose(result.translate, image.translate)
+    np.testing.assert_allclose(result.affine.affine_matrix, image.affine.affine_matrix)
+    assert list(result.features["class"]) == ["background", "a", "b"]
+    assert viewer.layers[-1].name == "ct_abdomen [tiny] probability"
+    np.testing.assert_array_equal(person_labels.data, before)  # the person's labels untouched
+    assert widget.segment_button.enabled
+    assert "done in" in widget.status.value
+    assert len(meter.gaps) > 10
+    # the stall itself is measured in benchmarks/bench_inference.py (no timed pass/fail here)
+    # a second run adds a new layer, never replaces the first
+    widget.segment()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=120_000)
+    assert "ct_abdomen [tiny] [2]" in [layer.name for layer in viewer.layers]
+
+
+def test_cancel_adds_nothing(make_napari_viewer, qtbot, checkpoint):
+    viewer = make_napari_viewer(show=True)
+    widget, _image, _labels = _widget(viewer, checkpoint)
+    widget.tile.value = "8 24 24"
+    n_layers = len(viewer.layers)
+    widget.segment()
+    qtbot.waitUntil(lambda: widget.progress.value > 0, timeout=60_000)
+    widget.cancel()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=60_000)
+    assert len(viewer.layers) == n_layers
+    assert widget.status.value == "cancelled"
+    assert widget.segment_button.enabled
+
+
+def test_bad_choices_become_notifications(make_napari_viewer, qtbot, checkpoint, monkeypatch):
+    from napari_medseg._napari import notify
+
+    shown = []
+    monkeypatch.setattr(notify, "show_error", shown.append)
+    monkeypatch.setattr(notify, "show_warning", shown.append)
+    viewer = make_napari_viewer()
+    widget, image, _labels = _widget(viewer, checkpoint)
+    widget.tile.value = "sixteen"
+    widget.segment()
+    assert "tile must be whole numbers" in shown[-1]
+    widget.tile.value = ""
+    widget.images.value = []
+    widget.segment()
+    assert "select the image layer" in shown[-1]
+    # a 2-channel request on a 1-channel model: the worker reports, the viewer lives
+    widget.images.value = [image, image]
+    widget.segment()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=60_000)
+    assert "takes 1 input channel" in shown[-1]
+    assert widget.segment_button.enabled
