@@ -108,7 +108,9 @@ class Predictor:
             [models] if isinstance(models, nn.Module) else list(models))]
         self.spec = spec
         self.combine = combine
-        if self.device.type == "cuda":
+        # channels-last: oneDNN (CPU) and cuDNN (GPU) pick faster convolution kernels
+        # (measured 1.7x for a 3D U-Net at 96^3 on 2 CPU cores)
+        if self.device.type in ("cuda", "cpu"):
             memory_format = torch.channels_last_3d if spec.spatial_dims == 3 else (
                 torch.channels_last)
             self.models = [
@@ -326,7 +328,7 @@ class Predictor:
         """Scores ``(B, K, *window)``: logits for one plain model, else mean probabilities."""
         if squeeze_axis is not None:
             x = x.squeeze(2 + squeeze_axis)
-        if self.device.type == "cuda":
+        if self.device.type in ("cuda", "cpu"):
             fmt = torch.channels_last_3d if x.ndim == 5 else torch.channels_last
             x = x.contiguous(memory_format=fmt)
         spatial = list(range(2, x.ndim))
