@@ -11,6 +11,12 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 SAMPLE_VOLUMES = REPO / "sample_volumes"
 
 
+@pytest.fixture(autouse=True)
+def _isolated_user_folder(tmp_path_factory, monkeypatch):
+    """Tests never read or write the person's ~/.napari-medseg (models, journals)."""
+    monkeypatch.setenv("NAPARI_MEDSEG_MODELS", str(tmp_path_factory.mktemp("user") / "models"))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` (real scans); tests that need it skip cleanly when it is absent."""

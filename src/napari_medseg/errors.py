@@ -83,3 +83,8 @@ class CheckpointExistsError(CheckpointError, OutputExistsError):
 
 class ModelExportError(MedsegError):
     """A model could not be exported (TorchScript, ONNX) or the export does not match torch."""
+
+
+class TrainingError(MedsegError):
+    """Training or fine-tuning could not start or finish (bad labels, no labeled voxel, a NaN
+    loss, a failed save); the previous model and any existing checkpoint are left untouched."""

@@ -1,0 +1,406 @@
+"""The Correct / Fine-tune dock widget.
+
+Bind it to a prediction Labels layer and its scan.  Correct with napari's Labels tools (the
+:class:`CorrectionTracker` records the edited voxels), mark slices reviewed, press Fine-tune:
+the core :class:`~napari_medseg.training.Trainer` learns from the labeled voxels only, in the
+background, with a live loss curve.  The result is saved as a new checkpoint version (the
+Segment widget lists it); Re-segment runs it and shows Dice/IoU before and after on the
+labeled voxels.  Cancel keeps the best weights so far.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    Label,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
+from qtpy.QtCore import QPointF, Qt, QTimer
+from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+import napari
+from napari_medseg._napari.corrections import CorrectionTracker
+from napari_medseg._napari.jobs import JobRunner, gui_friendly_threads
+from napari_medseg._napari.layers import (
+    SOURCE_KEY,
+    geometry_from_layer_meta,
+    label_layer_data,
+    layer_meta,
+    scan_from_layer,
+    unique_layer_name,
+)
+from napari_medseg._napari.notify import report, warn
+from napari_medseg._napari.sample_data import sample_dir
+from napari_medseg.errors import MedsegError
+from napari_medseg.events import Event, Progress
+from napari_medseg.inference import Predictor, list_checkpoints, user_models_dir
+from napari_medseg.scan import LabelMap, strip_image_suffix
+from napari_medseg.training.interpolation import interpolate_between_slices
+from napari_medseg.training.journal import SUFFIX as JOURNAL_SUFFIX
+from napari_medseg.training.journal import CorrectionJournal
+
+#: How often edits changed by undo/redo are journaled (ms); paint events are journaled at once.
+SYNC_INTERVAL_MS = 3000
+
+
+def corrections_dir() -> Path:
+    """Where journals go when the scan's own folder cannot be written."""
+    return user_models_dir().parent / "corrections"
+
+
+def journal_path(scan_source: str | None, labels_name: str) -> Path:
+    """``<scan folder>/<scan>.<labels>.corrections.jsonl``; in :func:`corrections_dir` when
+    that folder cannot be written or is the bundled samples folder (never the package)."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in labels_name)
+    if scan_source:
+        source = Path(scan_source)
+        folder = source.parent if source.is_file() else source
+        if not os.access(folder, os.W_OK) or folder.resolve() == sample_dir().resolve():
+            folder = corrections_dir()
+        return folder / f"{strip_image_suffix(source.name)}.{safe}{JOURNAL_SUFFIX}"
+    return corrections_dir() / f"{safe}{JOURNAL_SUFFIX}"
+
+FROM_FILE = "checkpoint file..."
+
+
+class LossCurve(QWidget):
+    """A small live plot of the training loss (and validation Dice, dashed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loss: list[float] = []
+        self.dice: list[tuple[int, float]] = []
+        self.setMinimumHeight(80)
+
+    def clear(self) -> None:
+        self.loss.clear()
+        self.dice.clear()
+        self.update()
+
+    def add(self, step: int, metrics: dict[str, float]) -> None:
+        if "loss" in metrics:
+            self.loss.append(float(metrics["loss"]))
+        if "val_dice" in metrics and np.isfinite(metrics["val_dice"]):
+            self.dice.append((step, float(metrics["val_dice"])))
+        self.update()
+
+    def paintEvent(self, _event: Any) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.Antialiasing)
+        w, h = self.width(), self.height()
+        painter.setPen(QPen(QColor("#555555")))
+        painter.drawRect(0, 0, w - 1, h - 1)
+        if len(self.loss) > 1:
+            top = max(self.loss) or 1.0
+            n = len(self.loss)
+            points = [QPointF(i / (n - 1) * (w - 4) + 2, h - 2 - v / top * (h - 4))
+                      for i, v in enumerate(self.loss)]
+            painter.setPen(QPen(QColor("#f0a030"), 1.5))
+            painter.drawPolyline(QPolygonF(points))
+            if self.dice:
+                pen = QPen(QColor("#40c0f0"), 1.5)
+                pen.setStyle(Qt.DashLine)
+                painter.setPen(pen)
+                dice_points = [QPointF(min(s, n - 1) / (n - 1) * (w - 4) + 2,
+                                       h - 2 - d * (h - 4)) for s, d in self.dice]
+                if len(dice_points) > 1:
+                    painter.drawPolyline(QPolygonF(dice_points))
+        painter.end()
+
+
+class FinetuneWidget(QWidget):
+    """Record corrections on a Labels layer and fine-tune a model on them."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = viewer
+        self.runner = JobRunner()
+        self.tracker: CorrectionTracker | None = None
+        self.trainer: Any = None
+        self.result: Any = None
+        self.new_checkpoint: Path | None = None
+        self.comparison: Any = None
+
+        self.labels = create_widget(annotation=napari.layers.Labels, label="labels")
+        self.labels.tooltip = "The prediction you correct with napari's Labels tools"
+        self.image = create_widget(annotation=napari.layers.Image, label="scan")
+        self.image.tooltip = "The scan the labels belong to"
+        self.model = ComboBox(label="model", choices=self._model_choices,
+                              tooltip="The model to fine-tune (usually the one that segmented)")
+        self.steps = SpinBox(label="steps", value=100, min=1, max=100_000,
+                             tooltip="Optimiser steps (early stopping may end sooner)")
+        self.freeze = CheckBox(text="freeze encoder", tooltip="Train the decoder only")
+        self.device = ComboBox(label="device", choices=["auto", "cpu"])
+        self.form = Container(widgets=[self.labels, self.image, self.model, self.steps,
+                                       self.freeze, self.device])
+        self.track_button = PushButton(text="Track corrections",
+                                       tooltip="Start recording edits on the labels layer")
+        self.review_button = PushButton(text="Mark slice reviewed",
+                                        tooltip="The current slice is correct as shown")
+        self.review_all_button = PushButton(text="Mark all reviewed",
+                                            tooltip="Every voxel of the labels is correct")
+        self.finetune_button = PushButton(text="Fine-tune")
+        self.cancel_button = PushButton(text="Cancel", enabled=False,
+                                        tooltip="Stop; the best weights so far are kept")
+        self.resegment_button = PushButton(text="Re-segment", enabled=False,
+                                           tooltip="Segment with the fine-tuned model")
+        self.interp_from = SpinBox(label="from slice", value=0, min=0, max=100_000)
+        self.interp_to = SpinBox(label="to slice", value=0, min=0, max=100_000)
+        self.interp_button = PushButton(text="Interpolate",
+                                        tooltip="Fill the slices between two corrected slices "
+                                                "by shape-based interpolation (undoable)")
+        self.progress = ProgressBar(value=0, min=0, max=100)
+        self.status = Label(value="")
+        self.curve = LossCurve()
+        self._sync_timer = QTimer(self)
+        self._sync_timer.setInterval(SYNC_INTERVAL_MS)
+        self._sync_timer.timeout.connect(self._sync)
+        row1 = Container(widgets=[self.track_button, self.review_button, self.review_all_button],
+                         layout="horizontal", labels=False)
+        row_interp = Container(widgets=[self.interp_from, self.interp_to, self.interp_button],
+                               layout="horizontal")
+        row2 = Container(widgets=[self.finetune_button, self.cancel_button,
+                                  self.resegment_button], layout="horizontal", labels=False)
+        footer = Container(widgets=[self.progress, self.status], labels=False)
+        layout = QVBoxLayout(self)
+        for w in (self.form.native, row1.native, row_interp.native, row2.native, self.curve,
+                  footer.native):
+            layout.addWidget(w)
+        layout.addStretch(1)
+        self.track_button.clicked.connect(self.track)
+        self.review_button.clicked.connect(self.mark_current_slice)
+        self.review_all_button.clicked.connect(self.mark_all)
+        self.finetune_button.clicked.connect(self.finetune)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.resegment_button.clicked.connect(self.resegment)
+        self.interp_button.clicked.connect(self.interpolate)
+
+    def reset_choices(self, *_: Any) -> None:
+        """Refresh layer and model lists (napari calls this when layers change)."""
+        self.form.reset_choices()
+
+    def _model_choices(self, _widget: Any = None) -> list[tuple[str, str]]:
+        return [(f"{e.name}{'' if e.builtin else ' (yours)'}", str(e.path))
+                for e in list_checkpoints()]
+
+    # ---------------------------------------------------------------- corrections
+    def track(self) -> CorrectionTracker | None:
+        layer = self.labels.value
+        if layer is None:
+            warn("choose the labels layer to correct")
+            return None
+        if self.tracker is None or self.tracker.layer is not layer:
+            if self.tracker is not None:
+                self.tracker.disconnect()
+            self.tracker = CorrectionTracker(layer, on_change=self._show_counts)
+            self._attach_journal(self.tracker)
+            self.tracker.show_overlay(self.viewer)
+            self._sync_timer.start()
+        self._show_counts()
+        return self.tracker
+
+    def _attach_journal(self, tracker: CorrectionTracker) -> None:
+        image = self.image.value
+        source = image.metadata.get(SOURCE_KEY) if image is not None else None
+        path = journal_path(source, tracker.layer.name)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            journal = CorrectionJournal(path, tuple(tracker.layer.data.shape),
+                                        scan=str(source or ""))
+            state = tracker.attach_journal(journal)
+        except (MedsegError, OSError) as exc:
+            report(exc, context="corrections journal (edits are not autosaved)")
+            return
+        self.journal_file = path
+        if state is not None:
+            warn(f"restored corrections from {path}")
+
+    def _sync(self) -> None:
+        if self.tracker is not None:
+            self.tracker.sync()
+
+    def interpolate(self) -> None:
+        """Shape-based interpolation between two slices along the first array axis."""
+        tracker = self.tracker or self.track()
+        if tracker is None:
+            return
+        layer = tracker.layer
+        try:
+            data = np.asarray(layer.data)
+            filled = interpolate_between_slices(data, int(self.interp_from.value),
+                                                int(self.interp_to.value), axis=0)
+        except ValueError as exc:
+            report(exc)
+            return
+        changed = np.nonzero(filled != data)
+        if changed[0].size:
+            layer.data_setitem(changed, filled[changed])  # undoable, tracked, journaled
+        self.status.value = f"interpolated {changed[0].size} voxel(s); {tracker.summary()}"
+
+    def _show_counts(self) -> None:
+        if self.tracker is not None:
+            self.status.value = self.tracker.summary()
+
+    def mark_current_slice(self) -> None:
+        tracker = self.tracker or self.track()
+        if tracker is None:
+            return
+        layer = tracker.layer
+        if layer.ndim != 3:
+            tracker.mark_all_reviewed()
+            return
+        axis = self.viewer.dims.not_displayed[0] if self.viewer.dims.not_displayed else 0
+        world = self.viewer.dims.point
+        index = int(np.round(layer.world_to_data(world)[axis]))
+        index = int(np.clip(index, 0, layer.data.shape[axis] - 1))
+        tracker.mark_slice_reviewed(axis, index)
+
+    def mark_all(self) -> None:
+        tracker = self.tracker or self.track()
+        if tracker is not None:
+            tracker.mark_all_reviewed()
+
+    # ---------------------------------------------------------------- fine-tune
+    def finetune(self) -> None:
+        from napari_medseg.training import LabeledVolume, Trainer, TrainOptions
+
+        if self.runner.running:
+            warn("fine-tuning is already running; wait for it or press Cancel")
+            return
+        tracker = self.tracker or self.track()
+        image = self.image.value
+        if tracker is None or image is None:
+            warn("choose the labels layer and its scan")
+            return
+        try:
+            scan = scan_from_layer(image)
+            geometry = geometry_from_layer_meta(layer_meta(tracker.layer), tracker.layer.ndim)
+            labels = LabelMap(array=np.array(tracker.layer.data, copy=True), geometry=geometry)
+            volume = LabeledVolume(scans=[scan], labels=labels, labeled=tracker.reviewed.copy(),
+                                   edited=tracker.edited.copy())
+            if not volume.labeled_mask().any():
+                msg = ("no labeled voxel yet: correct some voxels or mark slices reviewed "
+                       "before fine-tuning")
+                raise MedsegError(msg)
+            source = str(self.model.value or "")
+            if not source:
+                msg = "choose the model to fine-tune"
+                raise MedsegError(msg)
+            options = TrainOptions(steps=int(self.steps.value), freeze_encoder=bool(
+                self.freeze.value), device=self.device.value)
+            self.trainer = Trainer.from_checkpoint(source, [volume], options)
+        except (MedsegError, ValueError) as exc:
+            report(exc)
+            return
+        self.source, self.volume = source, volume
+        self.curve.clear()
+        self._set_running(True, "fine-tuning...")
+        self.runner.start(self._job(), on_progress=self._on_progress, on_done=self._on_done,
+                          on_finished=self._on_finished, context="fine-tune")
+
+    def _job(self) -> Generator[Event, None, Any]:
+        with gui_friendly_threads():
+            return (yield from self.trainer.job())
+
+    def _on_progress(self, event: Progress) -> None:
+        self.progress.value = int(100 * event.fraction)
+        self.curve.add(event.done, event.metrics)
+        loss = event.metrics.get("loss")
+        self.status.value = (f"step {event.done}/{event.total}"
+                             + (f", loss {loss:.3f}" if loss is not None else ""))
+
+    def _save(self, result: Any) -> None:
+        from napari_medseg.training import save_new_version
+
+        name = Path(self.source).name.removesuffix(".safetensors")
+        self.result = result
+        self.new_checkpoint = save_new_version(result, name=f"{name}-ft")
+        self.resegment_button.enabled = True
+        for dock in self.viewer.window.dock_widgets.values():
+            refresh = getattr(dock, "refresh_models", None)
+            if refresh is not None:
+                refresh()
+        self.model.reset_choices()
+
+    def _on_done(self, result: Any) -> None:
+        try:
+            self._save(result)
+        except MedsegError as exc:
+            report(exc)
+            return
+        self.status.value = f"saved {self.new_checkpoint.name}; press Re-segment"  # type: ignore[union-attr]
+
+    def cancel(self) -> None:
+        self.runner.cancel()
+        self.status.value = "cancelling..."
+
+    def _on_finished(self) -> None:
+        self._set_running(False)
+        if self.runner.cancelled and self.trainer is not None:
+            result = self.trainer.last_good()
+            if result.steps_done > 0:
+                try:
+                    self._save(result)
+                except MedsegError as exc:
+                    report(exc)
+                    return
+                self.status.value = (f"cancelled after {result.steps_done} step(s); best "
+                                     f"weights kept as {self.new_checkpoint.name}")  # type: ignore[union-attr]
+            else:
+                self.status.value = "cancelled before the first step; nothing saved"
+
+    def _set_running(self, running: bool, text: str | None = None) -> None:
+        self.finetune_button.enabled = not running
+        self.cancel_button.enabled = running
+        self.resegment_button.enabled = not running and self.new_checkpoint is not None
+        if text is not None:
+            self.status.value = text
+
+    # ---------------------------------------------------------------- re-segment
+    def resegment(self) -> None:
+        from napari_medseg.training.comparison import before_after
+
+        if self.result is None or self.runner.running:
+            return
+        after = Predictor(self.result.model, self.result.spec, device=self.device.value)
+        before = Predictor.load(self.source, device=self.device.value)
+
+        def job() -> Generator[Event, None, Any]:
+            yield Progress(stage="re-segment", done=0, total=2, message="segmenting")
+            with gui_friendly_threads():
+                prediction = after.predict(self.volume.scans)
+                yield Progress(stage="re-segment", done=1, total=2, message="scoring")
+                comparison = before_after(before, after, self.volume)
+            return prediction, comparison
+
+        self._set_running(True, "re-segmenting...")
+        self.runner.start(job(), on_progress=self._on_progress_plain,
+                          on_done=self._add_resegmented,
+                          on_finished=lambda: self._set_running(False),
+                          context="re-segment")
+
+    def _on_progress_plain(self, event: Progress) -> None:
+        self.progress.value = int(100 * event.fraction)
+        self.status.value = event.message
+
+    def _add_resegmented(self, output: tuple[Any, Any]) -> None:
+        prediction, comparison = output
+        self.comparison = comparison
+        data, kwargs, _ = label_layer_data(prediction.labels)
+        name = self.new_checkpoint.name.removesuffix(".safetensors")  # type: ignore[union-attr]
+        kwargs["name"] = unique_layer_name(self.viewer, f"{self.image.value.name} [{name}]")
+        self.viewer.add_labels(data, **kwargs)
+        self.progress.value = 100
+        self.status.value = comparison.summary()

@@ -1,0 +1,125 @@
+"""Patch sampling that oversamples labeled foreground.
+
+Each patch is centred on a voxel drawn, with probability ``foreground_fraction``, from the
+labeled foreground (weight > 0 and class > 0) and otherwise from any labeled voxel, so sparse
+labels (a few corrected slices) are where the patches go.  A patch that overhangs the volume
+is shifted inside it, or padded with zero image and zero weight when the volume is smaller.
+2D models get patches one voxel thick along ``slice_axis`` (labeled slices, automatically).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from napari_medseg.training.labeled_volume import PreparedVolume
+
+#: At most this many candidate centres are kept per volume and kind (memory bound).
+MAX_CANDIDATES = 500_000
+
+
+@dataclass
+class Batch:
+    """``image`` ``(B, C, *P)`` float32, ``target`` ``(B, *P)`` int64, ``weight`` ``(B, *P)``
+    float32; ``P`` is the 3D patch (one voxel thick along the slice axis for 2D models)."""
+
+    image: npt.NDArray[np.float32]
+    target: npt.NDArray[np.int64]
+    weight: npt.NDArray[np.float32]
+
+
+def volume_patch(patch_size: Sequence[int], spatial_dims: int, slice_axis: int
+                 ) -> tuple[int, int, int]:
+    """The 3D extent ``(Z, Y, X)`` of a model patch (2D: 1 along ``slice_axis``)."""
+    size = [int(p) for p in patch_size]
+    if spatial_dims == 2:
+        size.insert(slice_axis, 1)
+    if len(size) != 3:
+        msg = f"patch size {tuple(patch_size)} does not fit a {spatial_dims}D model"
+        raise ValueError(msg)
+    return size[0], size[1], size[2]
+
+
+def _candidates(mask: npt.NDArray[np.bool_], rng: np.random.Generator) -> npt.NDArray[np.int64]:
+    flat = np.flatnonzero(mask)
+    if flat.size > MAX_CANDIDATES:
+        flat = rng.choice(flat, MAX_CANDIDATES, replace=False)
+    return flat.astype(np.int64)
+
+
+def crop(array: npt.NDArray, centre: Sequence[int], size: Sequence[int]) -> npt.NDArray:
+    """The ``size`` window of the last ``len(size)`` axes around ``centre``, shifted inside
+    the array, zero-padded where the array is smaller than the window."""
+    spatial = array.shape[-len(size):]
+    lead_axes = array.ndim - len(size)
+    slices: list[slice] = [slice(None)] * lead_axes
+    pads: list[tuple[int, int]] = []
+    for c, p, n in zip(centre, size, spatial, strict=True):
+        start = int(np.clip(c - p // 2, 0, max(n - p, 0)))
+        stop = min(start + p, n)
+        slices.append(slice(start, stop))
+        pads.append((0, p - (stop - start)))
+    window = array[tuple(slices)]
+    if any(after for _, after in pads):
+        window = np.pad(window, [(0, 0)] * lead_axes + pads)
+    return window
+
+
+class PatchSampler:
+    """Draw training batches from prepared volumes (training voxels only)."""
+
+    def __init__(self, volumes: Sequence[PreparedVolume], patch: tuple[int, int, int], *,
+                 foreground_fraction: float, rng: np.random.Generator) -> None:
+        self.volumes = list(volumes)
+        self.patch = patch
+        self.foreground_fraction = foreground_fraction
+        self.rng = rng
+        self.weights = [v.train_weight for v in self.volumes]
+        self.any_labeled = [_candidates(w > 0, rng) for w in self.weights]
+        self.foreground = [_candidates((w > 0) & (v.target > 0), rng)
+                           for v, w in zip(self.volumes, self.weights, strict=True)]
+        counts = np.array([c.size for c in self.any_labeled], dtype=float)
+        if counts.sum() == 0:
+            msg = "no labeled voxel is left for training"
+            raise ValueError(msg)
+        # volumes are drawn in proportion to the square root of their labeled voxel counts
+        self.volume_p = np.sqrt(counts) / np.sqrt(counts).sum()
+
+    def centre(self) -> tuple[int, tuple[int, ...]]:
+        i = int(self.rng.choice(len(self.volumes), p=self.volume_p))
+        pool = self.foreground[i]
+        if pool.size == 0 or self.rng.random() >= self.foreground_fraction:
+            pool = self.any_labeled[i]
+        flat = int(pool[self.rng.integers(pool.size)])
+        return i, tuple(int(c) for c in np.unravel_index(flat, self.weights[i].shape))
+
+    def batch(self, size: int) -> Batch:
+        images, targets, weights = [], [], []
+        for _ in range(size):
+            i, centre = self.centre()
+            v = self.volumes[i]
+            images.append(crop(v.image, centre, self.patch))
+            targets.append(crop(v.target, centre, self.patch))
+            weights.append(crop(self.weights[i], centre, self.patch))
+        return Batch(image=np.stack(images), target=np.stack(targets), weight=np.stack(weights))
+
+
+def validation_batch(volumes: Sequence[PreparedVolume], patch: tuple[int, int, int], *,
+                     per_volume: int, rng: np.random.Generator) -> Batch | None:
+    """Fixed patches around held-back voxels; ``weight`` is 1 on validation voxels only."""
+    images, targets, weights = [], [], []
+    for v in volumes:
+        pool = np.flatnonzero(v.validation)
+        if pool.size == 0:
+            continue
+        for flat in rng.choice(pool, min(per_volume, pool.size), replace=False):
+            centre = tuple(int(c) for c in np.unravel_index(int(flat), v.validation.shape))
+            images.append(crop(v.image, centre, patch))
+            targets.append(crop(v.target, centre, patch))
+            weights.append(crop(v.validation.astype(np.float32), centre, patch))
+    if not images:
+        return None
+    return Batch(image=np.stack(images), target=np.stack(targets), weight=np.stack(weights))

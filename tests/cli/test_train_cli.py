@@ -1,0 +1,116 @@
+"""``napari-medseg train / finetune / evaluate`` on tiny files (seconds, CPU)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from napari_medseg.cli import evaluate, finetune, train
+from napari_medseg.errors import CheckpointExistsError, MedsegError, TrainingError
+from napari_medseg.io import write_label_map, write_scan
+from napari_medseg.models import load_checkpoint
+from napari_medseg.scan import Geometry, LabelMap, Scan
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="verb", required=True)
+    for module in (train, finetune, evaluate):
+        module.add_parser(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.zeros((8, 16, 16), np.uint8)
+    labels[2:6, 3:13, 3:13] = 1
+    labels[3:5, 6:10, 6:10] = 2
+    g = Geometry.identity(3, (2.0, 1.0, 1.0))
+    image = (labels * 60 + rng.normal(0, 5, labels.shape)).astype(np.float32)
+    write_scan(Scan(image, g, "CT"), tmp_path / "ct.nii.gz")
+    write_label_map(LabelMap(labels, g), tmp_path / "labels.nii.gz")
+    mask = np.zeros_like(labels)
+    mask[3] = 1
+    write_label_map(LabelMap(mask, g), tmp_path / "mask.nii.gz")
+    sparse = labels.copy()
+    sparse[::2] = 255
+    write_label_map(LabelMap(sparse, g), tmp_path / "sparse.nii.gz")
+    bad = labels.copy()
+    bad[0, 0, 0] = 9
+    write_label_map(LabelMap(bad, g), tmp_path / "bad.nii.gz")
+    return tmp_path
+
+
+TINY = ["--steps", "3", "--batch", "1", "--patch", "8", "16", "16", "--validate-every", "2",
+        "--device", "cpu", "--quiet", "--no-augment"]
+
+
+def test_train_finetune_evaluate(files, capsys) -> None:
+    ckpt = files / "m.safetensors"
+    assert _run(["train", "--model", "unet-3d", "--features", "4", "8",
+                 "--images", str(files / "ct.nii.gz"), "--labels", str(files / "sparse.nii.gz"),
+                 "--ignore-value", "255", "--classes", "3", "--normalization", "ct_window",
+                 "--window", "-50", "200", "--class-names", "1=organ", "2=core",
+                 "--val", str(files / "ct.nii.gz"), str(files / "labels.nii.gz"),
+                 "--out", str(ckpt), *TINY]) == 0
+    _, spec = load_checkpoint(ckpt)
+    assert spec.class_names[1] == "organ"
+    assert spec.out_channels == 3
+    assert spec.provenance["command"].startswith("napari-medseg train")
+    assert spec.provenance["heldout_metrics"][0]["classes"][0]["name"] == "organ"
+    assert all(v.startswith("sha256:") for v in spec.provenance["data"].values())
+
+    tuned = files / "m2.safetensors"
+    assert _run(["finetune", "--checkpoint", str(ckpt), "--image", str(files / "ct.nii.gz"),
+                 "--labels", str(files / "labels.nii.gz"), "--labeled-mask",
+                 str(files / "mask.nii.gz"), "--compare", "--out", str(tuned), *TINY]) == 0
+    assert "labeled voxels: Dice" in capsys.readouterr().out
+    _, tuned_spec = load_checkpoint(tuned)
+    assert tuned_spec.provenance["parent"] == str(ckpt)
+    with pytest.raises(CheckpointExistsError):
+        _run(["finetune", "--checkpoint", str(ckpt), "--image", str(files / "ct.nii.gz"),
+              "--labels", str(files / "labels.nii.gz"), "--out", str(tuned), *TINY])
+
+    assert _run(["evaluate", "--pred", str(files / "labels.nii.gz"), "--truth",
+                 str(files / "labels.nii.gz"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["mean"]["dice"] == 1.0
+    assert report["classes"][0]["volume_pred_ml"] > 0
+    table = files / "table.csv"
+    assert _run(["evaluate", "--pred", str(files / "sparse.nii.gz"), "--truth",
+                 str(files / "labels.nii.gz"), "--csv", str(table), "--classes", "1", "2"]) == 0
+    assert "Dice" in capsys.readouterr().out
+    assert table.read_text().startswith("label,")
+
+
+def test_finetune_refuses_bad_labels(files) -> None:
+    ckpt = files / "m.safetensors"
+    _run(["train", "--model", "unet-3d", "--features", "4", "8", "--images",
+          str(files / "ct.nii.gz"), "--labels", str(files / "labels.nii.gz"), "--out", str(ckpt),
+          *TINY])
+    with pytest.raises(TrainingError, match=r"class value\(s\) \[9\]"):
+        _run(["finetune", "--checkpoint", str(ckpt), "--image", str(files / "ct.nii.gz"),
+              "--labels", str(files / "bad.nii.gz"), "--out", str(files / "n.safetensors"),
+              *TINY])
+    empty = files / "empty.nii.gz"
+    write_label_map(LabelMap(np.zeros((8, 16, 16), np.uint8), Geometry.identity(3, (2, 1, 1))),
+                    empty)
+    with pytest.raises(TrainingError, match="no labeled voxel"):
+        _run(["finetune", "--checkpoint", str(ckpt), "--image", str(files / "ct.nii.gz"),
+              "--labels", str(files / "labels.nii.gz"), "--labeled-mask", str(empty),
+              "--out", str(files / "n.safetensors"), *TINY])
+    with pytest.raises(MedsegError, match="different grids"):
+        _run(["finetune", "--checkpoint", str(ckpt), "--image", str(files / "ct.nii.gz"),
+              "--labels", str(_other_grid(files)), "--out", str(files / "n.safetensors"), *TINY])
+    assert not (files / "n.safetensors").exists()
+
+
+def _other_grid(folder):
+    path = folder / "other.nii.gz"
+    write_label_map(LabelMap(np.zeros((8, 16, 16), np.uint8), Geometry.identity(3)), path)
+    return path

@@ -1,0 +1,166 @@
+"""Correct a prediction with napari's tools, fine-tune, re-segment: driven as a person would."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_medseg._napari.corrections import CorrectionTracker
+from napari_medseg._napari.widgets.finetune_widget import FinetuneWidget
+from napari_medseg.models import CheckpointSpec, IntensityContract, create_model, save_checkpoint
+from napari_medseg.training.journal import CorrectionJournal
+from tests.conftest import SAMPLE_VOLUMES
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def models_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    monkeypatch.setenv("NAPARI_MEDSEG_MODELS", str(folder))
+    torch.manual_seed(0)
+    model = create_model("unet", spatial_dims=3, in_channels=1, out_channels=2, features=(4, 8, 16))
+    spec = CheckpointSpec(
+        architecture="unet", spatial_dims=3, in_channels=1, out_channels=2,
+        options={"features": [4, 8, 16]}, class_names={0: "background", 1: "liver"},
+        intensity=[IntensityContract(modality="CT", normalization="ct_window",
+                                     window=(-160, 240))],
+        patch_size=(16, 32, 32),
+    )
+    save_checkpoint(model, spec, folder / "liver.safetensors")
+    return folder
+
+
+def test_tracker_records_paint_and_reviewed_slices(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    _image, labels = viewer.open_sample("napari-medseg", "ct_abdomen")
+    tracker = CorrectionTracker(labels)
+    tracker.attach_journal(CorrectionJournal(tmp_path / "j.jsonl", labels.data.shape))
+    labels.brush_size = 5
+    labels.selected_label = 5
+    viewer.dims.set_point(0, labels.data_to_world((12, 0, 0))[0])
+    labels.paint((12, 50, 60), 5)
+    assert tracker.edited.sum() > 0
+    assert set(np.nonzero(tracker.edited)[0]) == {12}  # a 2D brush stroke on slice 12
+    before = int(labels.data[3, 4, 5])
+    labels.data_setitem((np.array([3]), np.array([4]), np.array([5])), 7)
+    assert tracker.edited[3, 4, 5]
+    labels.undo()  # napari's undo still works on the tracked layer
+    assert labels.data[3, 4, 5] == before
+    assert tracker.sync() == 1  # undo emits no paint event: sync journals the reverted value
+    replayed = CorrectionJournal(tmp_path / "j.jsonl", labels.data.shape).replay(
+        tracker.original)
+    assert replayed.labels[3, 4, 5] == before
+    assert replayed.edited[3, 4, 5]
+    tracker.mark_slice_reviewed(0, 20)
+    assert tracker.labeled()[20].all()
+    assert not tracker.labeled()[21].any()
+    overlay = tracker.show_overlay(viewer)
+    assert overlay.data[20].max() == 2
+    assert overlay.data[12].max() == 1
+
+
+def test_correct_finetune_resegment(make_napari_viewer, qtbot, models_dir):
+    viewer = make_napari_viewer(show=True)
+    image, labels = viewer.open_sample("napari-medseg", "ct_abdomen")
+    liver = (labels.data == 5).astype(np.uint8)
+    prediction = viewer.add_labels(np.zeros_like(liver), name="prediction",
+                                   scale=labels.scale, translate=labels.translate,
+                                   affine=labels.affine.affine_matrix)
+    widget = FinetuneWidget(viewer)
+    widget.labels.value = prediction
+    widget.image.value = image
+    widget.model.reset_choices()
+    widget.model.value = str(models_dir / "liver.safetensors")
+    widget.device.value = "cpu"
+    widget.steps.value = 6
+    widget.track()
+    # the person copies the liver into two slices (their correction) and reviews them
+    for z in (10, 18):
+        idx = np.nonzero(liver[z])
+        prediction.data_setitem((np.full(idx[0].shape, z), *idx), 1)
+        viewer.dims.set_point(0, prediction.data_to_world((z, 0, 0))[0])
+        widget.mark_current_slice()
+    assert widget.tracker.reviewed[[10, 18]].all()
+    assert "edited" in widget.status.value
+    widget.finetune()
+    assert not widget.finetune_button.enabled
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=180_000)
+    assert widget.new_checkpoint is not None
+    assert widget.new_checkpoint.parent == models_dir
+    assert widget.new_checkpoint.name == "liver-ft-v1.safetensors"
+    assert (models_dir / "liver.safetensors").exists()  # the parent is never overwritten
+    assert len(widget.curve.loss) > 0
+    # the journal of a bundled sample goes to the user folder, never into the package
+    assert widget.journal_file.parent == models_dir.parent / "corrections"
+    assert not list(SAMPLE_VOLUMES.glob("*.jsonl"))
+    widget.resegment()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=180_000)
+    assert viewer.layers[-1].name == "ct_abdomen [liver-ft-v1]"
+    assert viewer.layers[-1].data.shape == prediction.data.shape
+    assert "Dice" in widget.status.value
+    assert widget.comparison is not None
+
+
+def test_finetune_without_labeled_voxels_is_refused(make_napari_viewer, models_dir, monkeypatch):
+    from napari_medseg._napari import notify
+
+    shown = []
+    monkeypatch.setattr(notify, "show_error", shown.append)
+    viewer = make_napari_viewer()
+    image, labels = viewer.open_sample("napari-medseg", "ct_abdomen")
+    widget = FinetuneWidget(viewer)
+    widget.labels.value = labels
+    widget.image.value = image
+    widget.model.reset_choices()
+    widget.finetune()
+    assert "no labeled voxel yet" in shown[-1]
+    assert not widget.runner.running
+
+
+def test_corrections_survive_a_restart_and_interpolate(make_napari_viewer, tmp_path,
+                                                       monkeypatch, models_dir):
+    import shutil
+
+    from napari_medseg._napari import notify
+
+    monkeypatch.setattr(notify, "show_warning", lambda message: None)
+    scan_path = tmp_path / "ct.nii.gz"
+    shutil.copy(SAMPLE_VOLUMES / "ct_abdomen.nii.gz", scan_path)
+
+    def session():
+        viewer = make_napari_viewer()
+        image = viewer.open(str(scan_path), plugin="napari-medseg")[0]
+        prediction = viewer.add_labels(np.zeros(image.data.shape, np.uint8), name="pred",
+                                       scale=image.scale, translate=image.translate)
+        widget = FinetuneWidget(viewer)
+        widget.labels.value = prediction
+        widget.image.value = image
+        widget.track()
+        return viewer, prediction, widget
+
+    viewer, prediction, widget = session()
+    prediction.data_setitem((np.array([5, 5]), np.array([40, 41]), np.array([50, 50])), 1)
+    widget.tracker.mark_slice_reviewed(0, 9)
+    # a square on slices 10 and 20, interpolated in between
+    for z, half in ((10, 4), (20, 8)):
+        yy, xx = np.mgrid[50 - half:50 + half, 60 - half:60 + half]
+        prediction.data_setitem((np.full(yy.size, z), yy.ravel(), xx.ravel()), 1)
+    widget.interp_from.value, widget.interp_to.value = 10, 20
+    widget.interpolate()
+    assert prediction.data[15].sum() > 0  # slices in between were filled
+    size_15 = int(prediction.data[15].sum())
+    assert 8 * 8 < size_15 < 16 * 16
+    journal = widget.journal_file
+    assert journal.exists()
+    assert journal.parent == tmp_path  # next to the scan
+    expected = np.array(prediction.data)
+    viewer.close()  # "crash": nothing else is saved
+
+    _viewer2, prediction2, widget2 = session()
+    np.testing.assert_array_equal(prediction2.data, expected)
+    assert widget2.tracker.edited[5, 40, 50]
+    assert widget2.tracker.reviewed[9].all()
+    assert widget2.tracker.edited[15].sum() == size_15
