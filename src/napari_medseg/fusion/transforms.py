@@ -10,14 +10,14 @@ our ``(z, y, x)`` world order in mm.  Files are ITK transform files (``.tfm``/``
 from __future__ import annotations
 
 import contextlib
-import uuid
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import SimpleITK as sitk
 
-from napari_medseg.errors import FusionError, OutputExistsError, ScanWriteError
+from napari_medseg.errors import FusionError
+from napari_medseg.io.atomic import write_atomically
 
 #: File suffixes ITK's transform IO understands.
 TRANSFORM_SUFFIXES = (".tfm", ".txt", ".h5", ".hdf5", ".mat")
@@ -53,23 +53,8 @@ def save_transform(transform: sitk.Transform, path: str | Path, *, overwrite: bo
     """
     path = Path(path)
     _check_suffix(path)
-    if path.exists() and not overwrite:
-        msg = f"{path} exists; pass overwrite=True (--overwrite) to replace it"
-        raise OutputExistsError(msg)
-    if not path.parent.is_dir():
-        msg = f"cannot write {path}: folder {path.parent} does not exist"
-        raise ScanWriteError(msg)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-    try:
-        sitk.WriteTransform(transform, str(tmp))
-        tmp.replace(path)
-    except RuntimeError as exc:
-        msg = f"could not write transform {path}: {str(exc).strip().splitlines()[-1]}"
-        raise ScanWriteError(msg) from exc
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    return path
+    return write_atomically(path, lambda tmp: sitk.WriteTransform(transform, str(tmp)),
+                            overwrite=overwrite)
 
 
 def load_transform(path: str | Path) -> sitk.Transform:

@@ -65,21 +65,14 @@ def read_scan(
     if fmt is Format.DICOM:
         scan = read_dicom_series(path, series=series)
         scan.array = check_finite(scan.array, path.name, nan_policy=nan_policy)
-    elif fmt is Format.NIFTI:
-        array, geometry, metadata = read_nifti(path)
-        array = check_finite(array, path.name, nan_policy=nan_policy)
-        scan = Scan(
-            array=array,
-            geometry=geometry,
-            modality=guess_modality(array, metadata),
-            metadata=metadata,
-            source=path,
-        )
     else:
-        max_components = 4 if fmt in (Format.IMAGE2D, Format.TIFF) else 1
-        image, metadata = read_image_file(path, max_components=max_components)
-        array, geometry = _to_grey(image, path)
-        del image
+        if fmt is Format.NIFTI:
+            array, geometry, metadata = read_nifti(path)
+        else:
+            max_components = 4 if fmt in (Format.IMAGE2D, Format.TIFF) else 1
+            image, metadata = read_image_file(path, max_components=max_components)
+            array, geometry = _to_grey(image, path)
+            del image
         array = check_finite(array, path.name, nan_policy=nan_policy)
         scan = Scan(
             array=array,

@@ -20,8 +20,6 @@ from magicgui.widgets import (
     CheckBox,
     ComboBox,
     Container,
-    Label,
-    ProgressBar,
     PushButton,
     SpinBox,
     create_widget,
@@ -32,7 +30,8 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 import napari
 from napari_medseg._napari.corrections import CorrectionTracker
-from napari_medseg._napari.jobs import JobRunner, gui_friendly_threads
+from napari_medseg._napari.job_panel import JobPanel
+from napari_medseg._napari.jobs import gui_friendly_threads
 from napari_medseg._napari.layers import (
     SOURCE_KEY,
     geometry_from_layer_meta,
@@ -126,7 +125,6 @@ class FinetuneWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = viewer
-        self.runner = JobRunner()
         self.tracker: CorrectionTracker | None = None
         self.trainer: Any = None
         self.result: Any = None
@@ -151,18 +149,18 @@ class FinetuneWidget(QWidget):
                                         tooltip="The current slice is correct as shown")
         self.review_all_button = PushButton(text="Mark all reviewed",
                                             tooltip="Every voxel of the labels is correct")
-        self.finetune_button = PushButton(text="Fine-tune")
-        self.cancel_button = PushButton(text="Cancel", enabled=False,
-                                        tooltip="Stop; the best weights so far are kept")
         self.resegment_button = PushButton(text="Re-segment", enabled=False,
                                            tooltip="Segment with the fine-tuned model")
+        self.panel = JobPanel("Fine-tune", run_tooltip="Train on the labeled voxels (background)",
+                              extra_buttons=[self.resegment_button])
+        self.runner = self.panel.runner
+        self.finetune_button, self.cancel_button = self.panel.run_button, self.panel.cancel_button
+        self.progress, self.status = self.panel.progress, self.panel.status
         self.interp_from = SpinBox(label="from slice", value=0, min=0, max=100_000)
         self.interp_to = SpinBox(label="to slice", value=0, min=0, max=100_000)
         self.interp_button = PushButton(text="Interpolate",
                                         tooltip="Fill the slices between two corrected slices "
                                                 "by shape-based interpolation (undoable)")
-        self.progress = ProgressBar(value=0, min=0, max=100)
-        self.status = Label(value="")
         self.curve = LossCurve()
         self._sync_timer = QTimer(self)
         self._sync_timer.setInterval(SYNC_INTERVAL_MS)
@@ -171,19 +169,15 @@ class FinetuneWidget(QWidget):
                          layout="horizontal", labels=False)
         row_interp = Container(widgets=[self.interp_from, self.interp_to, self.interp_button],
                                layout="horizontal")
-        row2 = Container(widgets=[self.finetune_button, self.cancel_button,
-                                  self.resegment_button], layout="horizontal", labels=False)
-        footer = Container(widgets=[self.progress, self.status], labels=False)
         layout = QVBoxLayout(self)
-        for w in (self.form.native, row1.native, row_interp.native, row2.native, self.curve,
-                  footer.native):
+        for w in (self.form.native, row1.native, row_interp.native, self.curve,
+                  self.panel.native):
             layout.addWidget(w)
         layout.addStretch(1)
         self.track_button.clicked.connect(self.track)
         self.review_button.clicked.connect(self.mark_current_slice)
         self.review_all_button.clicked.connect(self.mark_all)
         self.finetune_button.clicked.connect(self.finetune)
-        self.cancel_button.clicked.connect(self.cancel)
         self.resegment_button.clicked.connect(self.resegment)
         self.interp_button.clicked.connect(self.interpolate)
 
@@ -306,9 +300,10 @@ class FinetuneWidget(QWidget):
             return
         self.source, self.volume = source, volume
         self.curve.clear()
-        self._set_running(True, "fine-tuning...")
-        self.runner.start(self._job(), on_progress=self._on_progress, on_done=self._on_done,
-                          on_finished=self._on_finished, context="fine-tune")
+        self.resegment_button.enabled = False
+        self.panel.start(self._job(), on_done=self._on_done, context="fine-tune",
+                         text="fine-tuning...", on_progress=self._on_progress,
+                         on_finished=self._on_finished)
 
     def _job(self) -> Generator[Event, None, Any]:
         with gui_friendly_threads():
@@ -343,11 +338,10 @@ class FinetuneWidget(QWidget):
         self.status.value = f"saved {self.new_checkpoint.name}; press Re-segment"  # type: ignore[union-attr]
 
     def cancel(self) -> None:
-        self.runner.cancel()
-        self.status.value = "cancelling..."
+        self.panel.cancel()
 
     def _on_finished(self) -> None:
-        self._set_running(False)
+        self.resegment_button.enabled = self.new_checkpoint is not None
         if self.runner.cancelled and self.trainer is not None:
             result = self.trainer.last_good()
             if result.steps_done > 0:
@@ -360,13 +354,6 @@ class FinetuneWidget(QWidget):
                                      f"weights kept as {self.new_checkpoint.name}")  # type: ignore[union-attr]
             else:
                 self.status.value = "cancelled before the first step; nothing saved"
-
-    def _set_running(self, running: bool, text: str | None = None) -> None:
-        self.finetune_button.enabled = not running
-        self.cancel_button.enabled = running
-        self.resegment_button.enabled = not running and self.new_checkpoint is not None
-        if text is not None:
-            self.status.value = text
 
     # ---------------------------------------------------------------- re-segment
     def resegment(self) -> None:
@@ -385,15 +372,10 @@ class FinetuneWidget(QWidget):
                 comparison = before_after(before, after, self.volume)
             return prediction, comparison
 
-        self._set_running(True, "re-segmenting...")
-        self.runner.start(job(), on_progress=self._on_progress_plain,
-                          on_done=self._add_resegmented,
-                          on_finished=lambda: self._set_running(False),
-                          context="re-segment")
-
-    def _on_progress_plain(self, event: Progress) -> None:
-        self.progress.value = int(100 * event.fraction)
-        self.status.value = event.message
+        self.resegment_button.enabled = False
+        self.panel.start(job(), on_done=self._add_resegmented, context="re-segment",
+                         text="re-segmenting...",
+                         on_finished=lambda: setattr(self.resegment_button, "enabled", True))
 
     def _add_resegmented(self, output: tuple[Any, Any]) -> None:
         prediction, comparison = output

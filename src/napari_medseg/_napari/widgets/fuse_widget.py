@@ -14,9 +14,6 @@ from typing import Any
 from magicgui.widgets import (
     ComboBox,
     Container,
-    Label,
-    ProgressBar,
-    PushButton,
     SpinBox,
     create_widget,
 )
@@ -24,7 +21,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 from superqt import QCollapsible
 
 import napari
-from napari_medseg._napari.jobs import JobRunner
+from napari_medseg._napari.job_panel import JobPanel
 from napari_medseg._napari.layers import geometry_kwargs, scan_from_layer, unique_layer_name
 from napari_medseg._napari.notify import report, warn
 from napari_medseg.display import default_contrast_limits
@@ -77,7 +74,6 @@ class FuseWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = viewer
-        self.runner = JobRunner()
         self.last_result: FuseResult | None = None
         self.fixed = create_widget(annotation=napari.layers.Image, label="fixed")
         self.fixed.tooltip = "Reference scan: results are placed on its grid"
@@ -104,20 +100,16 @@ class FuseWidget(QWidget):
         fold = QCollapsible("Advanced")
         fold.addWidget(self.advanced.native)
 
-        self.run_button = PushButton(text="Register and fuse")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.progress = ProgressBar(value=0, min=0, max=100)
-        self.status = Label(value="")
-        buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal",
-                            labels=False)
-        footer = Container(widgets=[buttons, self.progress, self.status], labels=False)
+        self.panel = JobPanel("Register and fuse")
+        self.runner = self.panel.runner
+        self.run_button, self.cancel_button = self.panel.run_button, self.panel.cancel_button
+        self.progress, self.status = self.panel.progress, self.panel.status
         layout = QVBoxLayout(self)
         layout.addWidget(self.main.native)
         layout.addWidget(fold)
-        layout.addWidget(footer.native)
+        layout.addWidget(self.panel.native)
         layout.addStretch(1)
         self.run_button.clicked.connect(self.run)
-        self.cancel_button.clicked.connect(self.cancel)
 
     def reset_choices(self, *_: Any) -> None:
         """Refresh the layer lists (napari calls this when layers change)."""
@@ -141,33 +133,15 @@ class FuseWidget(QWidget):
         except (MedsegError, ValueError) as exc:
             report(exc)
             return
-        self._set_running(True, f"registering {moving_layer.name} onto {fixed_layer.name}")
-        self.runner.start(
+        self.panel.start(
             fuse_pipeline(fixed, moving, registration, fusion, int(self.squares.value)),
-            on_progress=self._on_progress,
             on_done=lambda r: self._add_layers(r, moving.modality, moving_layer.name),
-            on_finished=self._on_finished,
             context="fuse",
+            text=f"registering {moving_layer.name} onto {fixed_layer.name}",
         )
 
     def cancel(self) -> None:
-        self.runner.cancel()
-        self.status.value = "cancelling..."
-
-    def _on_finished(self) -> None:
-        self._set_running(False, "cancelled" if self.runner.cancelled else None)
-
-    def _set_running(self, running: bool, text: str | None = None) -> None:
-        self.run_button.enabled = not running
-        self.cancel_button.enabled = running
-        if running:
-            self.progress.value = 0
-        if text is not None:
-            self.status.value = text
-
-    def _on_progress(self, event: Any) -> None:
-        self.progress.value = int(100 * event.fraction)
-        self.status.value = f"{event.stage}: {event.message or f'{event.done}/{event.total}'}"
+        self.panel.cancel()
 
     def _add_layers(self, result: FuseResult, modality: str, moving_name: str) -> None:
         self.last_result = result

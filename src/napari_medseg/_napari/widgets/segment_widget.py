@@ -19,10 +19,7 @@ from magicgui.widgets import (
     Container,
     FileEdit,
     FloatSpinBox,
-    Label,
     LineEdit,
-    ProgressBar,
-    PushButton,
     SpinBox,
     create_widget,
 )
@@ -30,7 +27,8 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 from superqt import QCollapsible
 
 import napari
-from napari_medseg._napari.jobs import JobRunner, gui_friendly_threads
+from napari_medseg._napari.job_panel import JobPanel
+from napari_medseg._napari.jobs import gui_friendly_threads
 from napari_medseg._napari.layers import (
     geometry_kwargs,
     label_layer_data,
@@ -67,7 +65,6 @@ class SegmentWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = viewer
-        self.runner = JobRunner()
         self._predictors: dict[tuple[str, str], Predictor] = {}
         self.last_prediction: Prediction | None = None
 
@@ -103,23 +100,18 @@ class SegmentWidget(QWidget):
         fold = QCollapsible("Advanced")
         fold.addWidget(self.advanced.native)
 
-        self.segment_button = PushButton(text="Segment", tooltip="Run the model (in background)")
-        self.cancel_button = PushButton(text="Cancel", enabled=False,
-                                        tooltip="Stop the run; nothing is added")
-        self.progress = ProgressBar(value=0, min=0, max=100)
-        self.status = Label(value="")
-        self.buttons = Container(widgets=[self.segment_button, self.cancel_button],
-                                 layout="horizontal", labels=False)
-        self.footer = Container(widgets=[self.buttons, self.progress, self.status], labels=False)
+        self.panel = JobPanel("Segment", run_tooltip="Run the model (in the background)")
+        self.runner = self.panel.runner
+        self.segment_button, self.cancel_button = self.panel.run_button, self.panel.cancel_button
+        self.progress, self.status = self.panel.progress, self.panel.status
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.main.native)
         layout.addWidget(fold)
-        layout.addWidget(self.footer.native)
+        layout.addWidget(self.panel.native)
         layout.addStretch(1)
 
         self.segment_button.clicked.connect(self.segment)
-        self.cancel_button.clicked.connect(self.cancel)
         self.model.changed.connect(self._on_model)
         self._on_model()
 
@@ -205,36 +197,17 @@ class SegmentWidget(QWidget):
             report(exc)
             return
         names = (layers[0].name, Path(source).name.removesuffix(".safetensors"))
-        self._set_running(True, f"segmenting {names[0]} with {names[1]}")
-        self.runner.start(
+        self.panel.start(
             self._job(source, scans, options),
-            on_progress=self._on_progress,
-            on_done=lambda result: self._add_result(result, layers[0], names),
-            on_finished=self._on_finished,
+            on_done=lambda result: self._add_result(result, names),
             context="segment",
+            text=f"segmenting {names[0]} with {names[1]}",
         )
 
     def cancel(self) -> None:
-        self.runner.cancel()
-        self.status.value = "cancelling..."
+        self.panel.cancel()
 
-    def _on_finished(self) -> None:
-        self._set_running(False, "cancelled" if self.runner.cancelled else None)
-
-    def _set_running(self, running: bool, text: str | None = None) -> None:
-        self.segment_button.enabled = not running
-        self.cancel_button.enabled = running
-        if running:
-            self.progress.value = 0
-        if text is not None:
-            self.status.value = text
-
-    def _on_progress(self, event: Progress) -> None:
-        self.progress.value = int(100 * event.fraction)
-        eta = f", about {event.eta_s:.0f} s left" if event.eta_s is not None else ""
-        self.status.value = f"{event.stage}: {event.message or f'{event.done}/{event.total}'}{eta}"
-
-    def _add_result(self, result: Prediction, image: Any, names: tuple[str, str]) -> None:
+    def _add_result(self, result: Prediction, names: tuple[str, str]) -> None:
         self.last_prediction = result
         data, kwargs, _ = label_layer_data(result.labels)
         kwargs["name"] = unique_layer_name(self.viewer, f"{names[0]} [{names[1]}]")
