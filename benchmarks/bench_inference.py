@@ -83,7 +83,8 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=8)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--window", type=int, default=96)
-    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=1,
+                        help="windows per batch for both (1: MONAI's default, our CPU plan)")
     parser.add_argument("--file", type=Path, default=CT)
     args = parser.parse_args()
 

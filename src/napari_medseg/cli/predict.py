@@ -34,7 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tile", type=int, nargs="+", help="window size in voxels (Z Y X or Y X)")
     p.add_argument("--overlap", type=float, default=0.5, help="window overlap (default 0.5)")
     p.add_argument("--tta", action="store_true", help="mirroring test-time augmentation")
-    p.add_argument("--batch", type=int, default=2, help="windows per forward pass")
+    p.add_argument("--batch", type=int, default=None,
+                   help="windows per forward pass (default: planned from free memory)")
     p.add_argument("--combine", choices=("mean", "vote"), default="mean",
                    help="how ensemble members are combined")
     p.add_argument("--slice-axis", type=int, choices=(0, 1, 2),

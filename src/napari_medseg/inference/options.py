@@ -22,7 +22,9 @@ class PredictOptions:
         Fraction of a window shared with its neighbour (0-0.9); outputs are blended with a
         Gaussian importance map.
     batch_size
-        Windows per forward pass; halved automatically when the device runs out of memory.
+        Windows per forward pass; ``None`` plans it: 1 on the CPU (batching gains nothing
+        there and doubles the activations), and on a GPU as many as half its free memory
+        holds.  Halved automatically when the device runs out of memory.
     tta
         Mirroring test-time augmentation: average the probabilities over flips of every
         spatial axis (2^D forward passes per window).
@@ -43,7 +45,7 @@ class PredictOptions:
     device: str = "auto"
     tile: tuple[int, ...] | None = None
     overlap: float = 0.5
-    batch_size: int = 2
+    batch_size: int | None = None
     tta: bool = False
     slice_axis: int | None = None
     context_slices: int = 0
@@ -56,7 +58,7 @@ class PredictOptions:
         if not 0.0 <= self.overlap < 1.0:
             msg = f"overlap must be in [0, 1), got {self.overlap}"
             raise ValueError(msg)
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             msg = f"batch_size must be at least 1, got {self.batch_size}"
             raise ValueError(msg)
         if self.context_slices < 0:

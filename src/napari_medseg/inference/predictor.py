@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -370,7 +371,7 @@ class Predictor:
         source = torch.from_numpy(volume)
         stitch_device = self.device
         accumulator = SlabAccumulator(plan, n_classes, stitch_device)
-        batch_size = options.batch_size
+        batch_size = options.batch_size or self._planned_batch(plan)
         clock = ProgressClock("segment", plan.n_tiles)
         done = 0
         slab_starts = plan.slab_starts
@@ -415,6 +416,15 @@ class Predictor:
                     blended = torch.softmax(blended, dim=0)
                 probabilities[(slice(None), *region)] = blended.cpu().numpy().astype(np.float16)
         return labels, probabilities
+
+    def _planned_batch(self, plan: TilePlan) -> int:
+        """Windows per batch from free memory: 1 on CPU/MPS; on CUDA, half the free memory
+        over an estimated 64 float32 activations per window voxel (a U-Net-sized network)."""
+        if self.device.type != "cuda":
+            return 1
+        free, _total = torch.cuda.mem_get_info(self.device)
+        per_window = math.prod(plan.window) * 4 * 64 * max(1, len(self.models))
+        return int(max(1, min(16, (free // 2) // per_window)))
 
     def _scores(self, source: torch.Tensor, batch: list[Tile], options: PredictOptions,
                 squeeze: int | None) -> torch.Tensor:

@@ -82,8 +82,9 @@ class SegmentWidget(QWidget):
                              tooltip="Window size in voxels, e.g. '96 96 96'; empty = model's")
         self.overlap = FloatSpinBox(label="overlap", value=0.5, min=0.0, max=0.9, step=0.05,
                                     tooltip="Fraction of a window shared with its neighbour")
-        self.batch = SpinBox(label="batch", value=2, min=1, max=64,
-                             tooltip="Windows per forward pass (halved on out-of-memory)")
+        self.batch = SpinBox(label="batch", value=0, min=0, max=64,
+                             tooltip="Windows per forward pass; 0 = planned from free memory "
+                                     "(halved on out-of-memory)")
         self.tta = CheckBox(text="mirroring TTA", tooltip="Average over flipped inputs (slower)")
         self.slice_axis = ComboBox(label="2D slicing", choices=[("axial (0)", 0),
                                    ("coronal (1)", 1), ("sagittal (2)", 2)],
@@ -154,7 +155,7 @@ class SegmentWidget(QWidget):
             device=self.device.value,
             tile=tile,
             overlap=float(self.overlap.value),
-            batch_size=int(self.batch.value),
+            batch_size=int(self.batch.value) or None,
             tta=bool(self.tta.value),
             slice_axis=int(self.slice_axis.value),
             keep_probabilities=bool(self.probabilities.value),
