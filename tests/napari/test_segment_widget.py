@@ -107,3 +107,15 @@ def test_bad_choices_become_notifications(make_napari_viewer, qtbot, checkpoint,
     qtbot.waitUntil(lambda: not widget.runner.running, timeout=60_000)
     assert "takes 1 input channel" in shown[-1]
     assert widget.segment_button.enabled
+
+
+def test_starter_model_matches_the_scan_modality(make_napari_viewer):
+    viewer = make_napari_viewer()
+    ct = viewer.open_sample("napari-medseg", "ct_abdomen")[0]
+    mr = viewer.open_sample("napari-medseg", "mr_brain_lesion")[0]
+    mr.metadata["medseg_modality"] = "MR"  # the NRRD has no modality tag; as if chosen
+    widget = SegmentWidget(viewer)
+    widget.images.value = [ct]
+    assert widget.model.value.endswith("head-ct-tissue.safetensors")
+    widget.images.value = [mr]
+    assert widget.model.value.endswith("brain-tissue-t1.safetensors")

@@ -64,3 +64,21 @@ def find_checkpoint(name_or_path: str | Path) -> Path:
         "give the path of a .safetensors checkpoint"
     )
     raise CheckpointNotFoundError(msg)
+
+
+def suggest_checkpoint(modality: str, entries: list[CheckpointEntry] | None = None
+                       ) -> CheckpointEntry | None:
+    """The first checkpoint whose first input channel expects ``modality`` (starters first).
+
+    Reads only checkpoint headers; unreadable files are skipped.
+    """
+    from napari_medseg.models.checkpoint import read_header
+
+    for entry in entries if entries is not None else list_checkpoints():
+        try:
+            _, spec = read_header(entry.path)
+        except MedsegError:
+            continue
+        if spec.intensity and spec.intensity[0].modality == modality:
+            return entry
+    return None

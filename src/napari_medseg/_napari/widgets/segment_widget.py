@@ -30,6 +30,7 @@ import napari
 from napari_medseg._napari.job_panel import JobPanel
 from napari_medseg._napari.jobs import gui_friendly_threads
 from napari_medseg._napari.layers import (
+    MODALITY_KEY,
     geometry_kwargs,
     label_layer_data,
     scan_from_layer,
@@ -45,6 +46,7 @@ from napari_medseg.inference import (
     Predictor,
     list_checkpoints,
 )
+from napari_medseg.inference.catalog import suggest_checkpoint
 from napari_medseg.scan import Scan
 
 FROM_FILE = "checkpoint file..."
@@ -114,6 +116,7 @@ class SegmentWidget(QWidget):
 
         self.segment_button.clicked.connect(self.segment)
         self.model.changed.connect(self._on_model)
+        self.images.changed.connect(self._suggest_model)
         self._on_model()
 
     # ---------------------------------------------------------------- choices
@@ -125,11 +128,22 @@ class SegmentWidget(QWidget):
                       if isinstance(layer, napari.layers.Image)]
             if images:
                 self.images.value = [images[0]]
+                self._suggest_model()
 
     def _model_choices(self, _widget: Any = None) -> list[tuple[str, str]]:
         entries = [(f"{e.name}{'' if e.builtin else ' (yours)'}", str(e.path))
                    for e in list_checkpoints()]
         return [*entries, (FROM_FILE, FROM_FILE)]
+
+    def _suggest_model(self) -> None:
+        """Pick the starter/user model trained for the selected scan's modality."""
+        layers = list(self.images.value or [])
+        if not layers:
+            return
+        modality = layers[0].metadata.get(MODALITY_KEY, "unknown")
+        entry = suggest_checkpoint(modality)
+        if entry is not None:
+            self.model.value = str(entry.path)
 
     def _on_model(self) -> None:
         self.model_file.visible = self.model.value == FROM_FILE
