@@ -36,3 +36,29 @@ def mr_dicom_series(shared_data):
     from napari_medseg.io import read_scan
 
     return read_scan(shared_data / "dicom_series_mr")
+
+
+def save_tiny_ct_checkpoint(path: Path, class_names: dict[int, str], **spec_fields):
+    """A seeded tiny 3D U-Net (features 4, 8, 16) for CT (soft-tissue window), saved at
+    ``path``; ``spec_fields`` (patch_size, target_spacing...) go into its spec."""
+    import torch
+
+    from napari_medseg.models import (
+        CheckpointSpec,
+        IntensityContract,
+        create_model,
+        save_checkpoint,
+    )
+
+    torch.manual_seed(0)
+    n = len(class_names)
+    model = create_model("unet", spatial_dims=3, in_channels=1, out_channels=n,
+                         features=(4, 8, 16))
+    spec = CheckpointSpec(
+        architecture="unet", spatial_dims=3, in_channels=1, out_channels=n,
+        options={"features": [4, 8, 16]}, class_names=dict(class_names),
+        intensity=[IntensityContract(modality="CT", normalization="ct_window",
+                                     window=(-160, 240))],
+        **spec_fields,
+    )
+    return save_checkpoint(model, spec, path)

@@ -7,25 +7,17 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import torch
 
 from napari_medseg.cli import main
 from napari_medseg.io import read_label_map, read_scan
-from napari_medseg.models import CheckpointSpec, IntensityContract, create_model, save_checkpoint
+from tests.conftest import save_tiny_ct_checkpoint
 
 
 @pytest.fixture
 def checkpoint(tmp_path):
-    torch.manual_seed(0)
-    model = create_model("unet", spatial_dims=3, in_channels=1, out_channels=3, features=(4, 8, 16))
-    spec = CheckpointSpec(
-        architecture="unet", spatial_dims=3, in_channels=1, out_channels=3,
-        options={"features": [4, 8, 16]}, class_names={0: "background", 1: "soft", 2: "bone"},
-        intensity=[IntensityContract(modality="CT", normalization="ct_window",
-                                     window=(-160, 240))],
-        patch_size=(16, 32, 32), target_spacing=(2.5, 1.5, 1.5),
-    )
-    return save_checkpoint(model, spec, tmp_path / "tiny.safetensors")
+    return save_tiny_ct_checkpoint(tmp_path / "tiny.safetensors",
+                                   {0: "background", 1: "soft", 2: "bone"},
+                                   patch_size=(16, 32, 32), target_spacing=(2.5, 1.5, 1.5))
 
 
 def test_predict_writes_labels_and_probabilities_on_the_input_grid(

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from napari_medseg._napari.corrections import CorrectionTracker
 from napari_medseg._napari.widgets.finetune_widget import FinetuneWidget
-from napari_medseg.models import CheckpointSpec, IntensityContract, create_model, save_checkpoint
 from napari_medseg.training.journal import CorrectionJournal
-from tests.conftest import SAMPLE_VOLUMES
+from tests.conftest import SAMPLE_VOLUMES, save_tiny_ct_checkpoint
 
 pytestmark = pytest.mark.gui
 
@@ -20,16 +18,8 @@ def models_dir(tmp_path, monkeypatch):
     folder = tmp_path / "models"
     folder.mkdir()
     monkeypatch.setenv("NAPARI_MEDSEG_MODELS", str(folder))
-    torch.manual_seed(0)
-    model = create_model("unet", spatial_dims=3, in_channels=1, out_channels=2, features=(4, 8, 16))
-    spec = CheckpointSpec(
-        architecture="unet", spatial_dims=3, in_channels=1, out_channels=2,
-        options={"features": [4, 8, 16]}, class_names={0: "background", 1: "liver"},
-        intensity=[IntensityContract(modality="CT", normalization="ct_window",
-                                     window=(-160, 240))],
-        patch_size=(16, 32, 32),
-    )
-    save_checkpoint(model, spec, folder / "liver.safetensors")
+    save_tiny_ct_checkpoint(folder / "liver.safetensors", {0: "background", 1: "liver"},
+                            patch_size=(16, 32, 32))
     return folder
 
 

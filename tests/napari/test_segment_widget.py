@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from napari_medseg._napari.responsiveness import StallMeter
 from napari_medseg._napari.widgets.segment_widget import FROM_FILE, SegmentWidget
-from napari_medseg.models import CheckpointSpec, IntensityContract, create_model, save_checkpoint
+from tests.conftest import save_tiny_ct_checkpoint
 
 pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
 def checkpoint(tmp_path):
-    torch.manual_seed(0)
-    model = create_model("unet", spatial_dims=3, in_channels=1, out_channels=3, features=(4, 8, 16))
-    spec = CheckpointSpec(
-        architecture="unet", spatial_dims=3, in_channels=1, out_channels=3,
-        options={"features": [4, 8, 16]}, class_names={0: "background", 1: "a", 2: "b"},
-        intensity=[IntensityContract(modality="CT", normalization="ct_window",
-                                     window=(-160, 240))],
-        patch_size=(16, 48, 48),
-    )
-    return save_checkpoint(model, spec, tmp_path / "tiny.safetensors")
+    return save_tiny_ct_checkpoint(tmp_path / "tiny.safetensors",
+                                   {0: "background", 1: "a", 2: "b"}, patch_size=(16, 48, 48))
 
 
 def _widget(viewer, checkpoint):

@@ -82,6 +82,14 @@ class ASPP(nn.Module):
         return self.project(torch.cat(outs, dim=1))
 
 
+def aspp_rates(atrous_rates: Sequence[int] | None, output_stride: int) -> tuple[int, ...]:
+    """ASPP dilation rates: the paper's (6, 12, 18) at output stride 16, doubled at 8."""
+    rates = tuple(atrous_rates or (6, 12, 18))
+    if atrous_rates is None and output_stride == 8:
+        rates = tuple(2 * r for r in rates)
+    return rates
+
+
 class DeepLabV3(nn.Module):
     """DeepLab v3: dilated ResNet (output stride 8 or 16, multi-grid) + ASPP, bilinear output.
 
@@ -95,9 +103,7 @@ class DeepLabV3(nn.Module):
         super().__init__()
         d = spatial_dims
         self.size_multiple = output_stride
-        rates = tuple(atrous_rates or (6, 12, 18))
-        if atrous_rates is None and output_stride == 8:
-            rates = tuple(2 * r for r in rates)
+        rates = aspp_rates(atrous_rates, output_stride)
         self.backbone = DilatedResNet(d, in_channels, width=width, output_stride=output_stride,
                                       norm=norm)
         self.aspp = ASPP(d, self.backbone.widths[-1], aspp_channels, rates=rates, norm=norm)
@@ -124,9 +130,7 @@ class DeepLabV3Plus(nn.Module):
         super().__init__()
         d = spatial_dims
         self.size_multiple = output_stride
-        rates = tuple(atrous_rates or (6, 12, 18))
-        if atrous_rates is None and output_stride == 8:
-            rates = tuple(2 * r for r in rates)
+        rates = aspp_rates(atrous_rates, output_stride)
         self.backbone = DilatedResNet(d, in_channels, width=width, output_stride=output_stride,
                                       norm=norm)
         self.aspp = ASPP(d, self.backbone.widths[-1], aspp_channels, rates=rates,
