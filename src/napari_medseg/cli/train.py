@@ -11,6 +11,14 @@ labeled) or equals ``--ignore-value``; unlabeled voxels are ignored by the loss,
 annotated slices are enough to start.  ``--val SCAN LABELS`` (repeatable) volumes are used for
 early stopping instead of held-back labeled voxels and are scored at the end (Dice per class,
 recorded in the checkpoint's provenance).
+
+Launched by ``torchrun --nproc_per_node N -m napari_medseg train ...`` the same command trains
+with DistributedDataParallel (NCCL on GPUs, gloo on CPU): ``--batch`` stays the global batch,
+each process draws ``batch / N`` patches per step, so the run follows the same optimisation as
+one process (``--batch`` must be a multiple of N); rank 0 logs and writes.  Every
+``--checkpoint-every`` steps the run's state goes to ``--checkpoint-dir`` (default: ``OUT``'s
+name + ``.checkpoints``); after a failure the same command with ``--resume`` continues from
+there.  See docs/cluster.md.
 """
 
 from __future__ import annotations
@@ -73,6 +81,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="percentile normalization: LOW HIGH (default 0.5 99.5)")
     p.add_argument("--spacing", type=float, nargs="+",
                    help="target spacing in mm (Z Y X); scans are resampled to it")
+    p.add_argument("--checkpoint-every", type=int, default=50, metavar="N",
+                   help="save the run's state every N steps for --resume (0: never; default 50)")
+    p.add_argument("--checkpoint-dir", type=Path,
+                   help="folder of the run's checkpoints (default: OUT's name + .checkpoints)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the last checkpoint in --checkpoint-dir, if there is one")
     add_common_training_arguments(p)
     p.set_defaults(func=run)
 
@@ -194,13 +208,23 @@ def _class_names(args: argparse.Namespace, n_classes: int) -> dict[int, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from napari_medseg import distributed
+    from napari_medseg.inference import resolve_device
+
+    with distributed.process_group(device=resolve_device(args.device)) as context:
+        return _train(args, context)
+
+
+def _train(args: argparse.Namespace, context: Any) -> int:
     import numpy as np
 
+    from napari_medseg import distributed
     from napari_medseg.cli.progress import TerminalProgress
     from napari_medseg.events import run_to_end
     from napari_medseg.models import CheckpointSpec, IntensityContract
     from napari_medseg.models.registry import default_options
     from napari_medseg.training import Trainer, save_new_version
+    from napari_medseg.training.resume import RunCheckpoints
 
     check_out(args.out)
     volumes = read_volumes([[p] for p in args.images], args.labels, args.labeled_mask,
@@ -227,6 +251,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise MedsegError(str(error)) from None
     train = train_options(args)
+    if train.threads is None:  # several processes on one machine share its cores
+        train.threads = distributed.threads_per_process(context)
     spec = CheckpointSpec(
         architecture=args.model, spatial_dims=args.spatial_dims, in_channels=1,
         out_channels=n_classes, options=options, class_names=_class_names(args, n_classes),
@@ -238,11 +264,19 @@ def run(args: argparse.Namespace) -> int:
                                                   *(args.labeled_mask or [])]},
         "validation_data": {str(p): file_hash(p) for pair in args.val or [] for p in pair},
     }
+    if context.is_distributed:
+        provenance["processes"] = context.world_size
     if val_volumes:
         train.validation_fraction = 0.0
+    checkpoints = RunCheckpoints(
+        folder=args.checkpoint_dir or args.out.with_name(args.out.stem + ".checkpoints"),
+        every=args.checkpoint_every, resume=args.resume)
     trainer = Trainer.from_scratch(spec, volumes, train, provenance=provenance,
-                                   validation_volumes=val_volumes)
-    result = run_to_end(trainer.job(), TerminalProgress(quiet=args.quiet))
+                                   validation_volumes=val_volumes, checkpoints=checkpoints)
+    result = run_to_end(trainer.job(),
+                        TerminalProgress(quiet=args.quiet or not context.is_main))
+    if not context.is_main:  # rank 0 scores and writes the model
+        return 0
     if val_volumes:
         scores = score_volumes(result, val_volumes, args.device)
         result.spec.provenance["heldout_metrics"] = scores
@@ -251,6 +285,7 @@ def run(args: argparse.Namespace) -> int:
                              if c["dice"] is not None)
             print(f"held-out {score['scan']}: Dice {dice}")
     path = save_new_version(result, path=args.out)
+    checkpoints.clear()
     print(f"wrote {path} ({result.steps_done} steps, {result.seconds:.0f} s, best validation "
           f"Dice {result.best_val_dice:.3f} at step {result.best_step})")
     return 0

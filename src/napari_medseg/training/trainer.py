@@ -12,6 +12,13 @@ Cancel: close the generator (napari's worker does at the next yield); then
 validation, those after the last finite step).  Nothing is written by the loop; saving is
 :func:`napari_medseg.training.versioning.save_new_version`.
 
+Under ``torchrun`` (a joined process group, see :mod:`napari_medseg.distributed`) the loop
+runs DistributedDataParallel: ``batch_size`` is the global batch, each of N ranks draws
+``batch_size / N`` patches per step from its own random streams, losses and validation Dice
+are averaged over the ranks so that all take the same decisions, and rank 0 writes the
+periodic checkpoints (``checkpoints=RunCheckpoints(...)``, :mod:`.resume`), from which a run
+continues after a failure.
+
 Typical use::
 
     trainer = Trainer.from_checkpoint("brain-tissue-t1", [volume], TrainOptions(steps=100))
@@ -33,7 +40,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
+from napari_medseg import distributed
 from napari_medseg.errors import TrainingError
 from napari_medseg.events import Job, Log, ProgressClock
 from napari_medseg.inference.catalog import find_checkpoint
@@ -48,12 +57,21 @@ from napari_medseg.training.labeled_volume import (
 )
 from napari_medseg.training.losses import MaskedDiceCELoss
 from napari_medseg.training.options import TrainOptions
+from napari_medseg.training.resume import (
+    RandomState,
+    RunCheckpoints,
+    TrainState,
+    check_identity,
+    run_identity,
+)
 from napari_medseg.training.sampling import Batch, PatchSampler, validation_batch, volume_patch
 
 #: Default patch caps on CPU-friendly sizes (voxels).
 DEFAULT_PATCH = {2: (128, 128), 3: (64, 64, 64)}
 #: Validation patches per volume.
 VALIDATION_PATCHES = 4
+#: Torch seeds of the ranks of a distributed run are ``seed + rank * RANK_SEED_STRIDE``.
+RANK_SEED_STRIDE = 1_000_003
 
 
 @dataclass
@@ -100,8 +118,10 @@ class Trainer:
     def __init__(self, model: nn.Module, spec: CheckpointSpec, volumes: Sequence[LabeledVolume],
                  options: TrainOptions | None = None, *, mode: str = "finetune",
                  provenance: dict[str, Any] | None = None,
-                 validation_volumes: Sequence[LabeledVolume] = ()) -> None:
+                 validation_volumes: Sequence[LabeledVolume] = (),
+                 checkpoints: RunCheckpoints | None = None) -> None:
         self.options = options or TrainOptions()
+        self.checkpoints = checkpoints
         self.validation_volumes = list(validation_volumes)
         self.model = model
         self.spec = spec
@@ -138,15 +158,17 @@ class Trainer:
     def from_scratch(cls, spec: CheckpointSpec, volumes: Sequence[LabeledVolume],
                      options: TrainOptions | None = None, *,
                      provenance: dict[str, Any] | None = None,
-                     validation_volumes: Sequence[LabeledVolume] = ()) -> Trainer:
-        """Train a new network described by ``spec`` (architecture, options, classes...)."""
+                     validation_volumes: Sequence[LabeledVolume] = (),
+                     checkpoints: RunCheckpoints | None = None) -> Trainer:
+        """Train a new network described by ``spec`` (architecture, options, classes...);
+        ``checkpoints``: save the run periodically, or resume it (see ``training.resume``)."""
         spec.validate()
         torch.manual_seed((options or TrainOptions()).seed)
         model = create_model(spec.architecture, spatial_dims=spec.spatial_dims,
                              in_channels=spec.in_channels, out_channels=spec.out_channels,
                              **spec.options)
         return cls(model, spec, volumes, options, mode="train", provenance=provenance,
-                   validation_volumes=validation_volumes)
+                   validation_volumes=validation_volumes, checkpoints=checkpoints)
 
     # ------------------------------------------------------------------ results
     def last_good(self) -> TrainResult:
@@ -181,10 +203,15 @@ class Trainer:
         self._start = time.perf_counter()
         if o.threads is not None:
             torch.set_num_threads(o.threads)
-        device = resolve_device(o.device)
-        rng = np.random.default_rng(o.seed)
-        generator = torch.Generator().manual_seed(o.seed)
+        context = distributed.current()  # torchrun: one rank of DistributedDataParallel
+        device = distributed.device_for_rank(resolve_device(o.device), context)
+        per_rank_batch = _per_rank_batch(o.batch_size, context)
+        resumed = self._resume_state()
+        rng = np.random.default_rng(o.seed)  # held-out voxels, validation: same on every rank
+        generator = torch.Generator().manual_seed(o.seed + RANK_SEED_STRIDE * context.rank)
         yield Log(f"preparing {len(self.volumes)} volume(s)")
+        if self.checkpoints is not None and self.checkpoints.resume and resumed is None:
+            yield Log(f"no checkpoint in {self.checkpoints.folder} yet: starting at step 1")
         prepared = [prepare_volume(v, self.spec, edited_weight=o.edited_weight,
                                    slice_axis=o.slice_axis) for v in self.volumes]
         checking = [prepare_volume(v, self.spec, edited_weight=1.0, slice_axis=o.slice_axis)
@@ -197,7 +224,8 @@ class Trainer:
         patch = volume_patch(_patch_size(self.spec, o), self.spec.spatial_dims, o.slice_axis)
         try:
             sampler = PatchSampler(prepared, patch, foreground_fraction=o.foreground_fraction,
-                                   rng=rng)
+                                   rng=rng if not context.is_distributed else
+                                   np.random.default_rng([o.seed, context.rank]))
         except ValueError:
             msg = "no labeled voxel is left for training; label more voxels or slices"
             raise TrainingError(msg) from None
@@ -209,26 +237,42 @@ class Trainer:
         if val is None and o.validation_fraction > 0:
             yield Log("too few labeled voxels to hold some back: no early stopping, "
                       "the last weights are kept", level="warning")
+        if context.is_distributed:
+            yield Log(f"rank {context.rank} of {context.world_size}: {per_rank_batch} of the "
+                      f"{o.batch_size} patches of each step")
         model = self.model.to(device)
         if o.freeze_encoder:
             frozen = freeze_encoder(model)
             yield Log(f"encoder frozen: {len(frozen)} parameter tensors")
+        if resumed is not None:
+            model.load_state_dict(resumed.model)
+        net: nn.Module = model  # what the steps run: the model, or its DDP wrapper
+        if context.is_distributed:
+            net = DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None)
         parameters = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=o.learning_rate, weight_decay=o.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(o.steps,
                                                                            o.warmup_steps))
         loss_fn = MaskedDiceCELoss(dice_weight=o.dice_weight, ce_weight=o.ce_weight)
         clock = ProgressClock("fine-tune" if self.mode == "finetune" else "train", o.steps)
-        if val is not None:
-            self._initial_dice = self._validate(model, val, device)
+        bad_validations, first = 0, 1
+        if resumed is not None:
+            bad_validations, first = resumed.bad_validations, resumed.step + 1
+            yield self._restore(resumed, optimizer, scheduler, sampler.rng, generator, context)
+            if val is not None and bad_validations >= o.patience:
+                result = self.last_good()
+                result.stopped_early = True
+                return result
+        elif val is not None:
+            self._initial_dice = distributed.mean_over_ranks(self._validate(model, val, device))
             self._keep(model, self._initial_dice, 0)
             yield clock.event(0, "validated the starting weights",
                               {"val_dice": self._initial_dice})
-        bad_validations = 0
-        for step in range(1, o.steps + 1):
+        for step in range(first, o.steps + 1):
             model.train()
-            batch = sampler.batch(o.batch_size)
-            loss = self._step(model, batch, device, optimizer, loss_fn, generator)
+            batch = sampler.batch(per_rank_batch)
+            loss = self._step(net, batch, device, optimizer, loss_fn, generator)
             if not math.isfinite(loss):
                 msg = (f"the loss became {loss} at step {step}; the learning rate "
                        f"({o.learning_rate}) may be too high or the inputs broken. Nothing was "
@@ -240,7 +284,7 @@ class Trainer:
             if val is None:
                 self._keep(model, float("nan"), step)
             elif step % o.validate_every == 0 or step == o.steps:
-                dice = self._validate(model, val, device)
+                dice = distributed.mean_over_ranks(self._validate(model, val, device))
                 record["val_dice"] = dice
                 if not dice <= self._best_dice:  # also true while best is nan
                     self._keep(model, dice, step)
@@ -248,6 +292,11 @@ class Trainer:
                 else:
                     bad_validations += 1
             self._history.append(record)
+            if self.checkpoints is not None and self.checkpoints.due(step, o.steps):
+                self._save_state(step, model, optimizer, scheduler, bad_validations,
+                                 RandomState(dict(sampler.rng.bit_generator.state),
+                                             generator.get_state(), torch.get_rng_state()),
+                                 context)
             yield clock.event(step, f"step {step} loss {loss:.4f}",
                               {k: v for k, v in record.items() if k != "step"})
             if val is not None and bad_validations >= o.patience:
@@ -258,6 +307,61 @@ class Trainer:
                 result.stopped_early = True
                 return result
         return self.last_good()
+
+    # ------------------------------------------------------------------ checkpoints
+    def _identity(self) -> dict[str, Any]:
+        return run_identity(self.spec, self.options, self.provenance)
+
+    def _resume_state(self) -> TrainState | None:
+        """The checkpoint to continue from (checked to belong to this run), if resuming."""
+        if self.checkpoints is None:
+            return None
+        if not self.checkpoints.resume:
+            self.checkpoints.check_fresh()
+            return None
+        state = self.checkpoints.load()
+        if state is not None:
+            check_identity(state.identity, self._identity(), self.checkpoints.folder)
+        return state
+
+    def _save_state(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler, bad_validations: int,
+                    random: RandomState, context: distributed.Context) -> None:
+        """Rank 0 writes the run's state; every rank contributes its random streams."""
+        randoms = distributed.gather_objects(random)
+        if not context.is_main or self.checkpoints is None:
+            return
+        self.checkpoints.save(TrainState(
+            step=step, model=model.state_dict(), optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict(), identity=self._identity(),
+            best=self._best_state, best_dice=self._best_dice, best_step=self._best_step,
+            initial_dice=self._initial_dice, bad_validations=bad_validations,
+            history=self._history, random=randoms))
+
+    def _restore(self, state: TrainState, optimizer: torch.optim.Optimizer,
+                 scheduler: torch.optim.lr_scheduler.LRScheduler, sample_rng: np.random.Generator,
+                 generator: torch.Generator, context: distributed.Context) -> Log:
+        """Put the optimiser, scheduler, random streams and records back as at ``state``."""
+        optimizer.load_state_dict(state.optimizer)
+        scheduler.load_state_dict(state.scheduler)
+        self._best_state, self._best_dice = state.best, state.best_dice
+        self._best_step, self._initial_dice = state.best_step, state.initial_dice
+        self._history, self._steps_done = list(state.history), state.step
+        folder = self.checkpoints.folder if self.checkpoints else "?"
+        if context.rank < len(state.random):
+            saved = state.random[context.rank]
+            sample_rng.bit_generator.state = saved.numpy
+            generator.set_state(saved.generator)
+            torch.set_rng_state(saved.torch_global)
+            return Log(f"resumed from step {state.step} ({folder})")
+        # more processes than when saved: this rank's streams start afresh
+        seed = self.options.seed
+        sample_rng.bit_generator.state = np.random.default_rng(
+            [seed, context.rank, state.step]).bit_generator.state
+        generator.manual_seed(seed + RANK_SEED_STRIDE * context.rank + state.step)
+        return Log(f"resumed from step {state.step} ({folder}); rank {context.rank} had no "
+                   "saved random state (more processes than before): its patches are drawn "
+                   "afresh", level="warning")
 
     # ------------------------------------------------------------------ internals
     def _step(self, model: nn.Module, batch: Batch, device: torch.device,
@@ -271,7 +375,7 @@ class Trainer:
         image, target, weight = image.to(device), target.to(device), weight.to(device)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(image), target, weight)
-        value = float(loss.detach())
+        value = distributed.mean_over_ranks(float(loss.detach()))  # all ranks decide alike
         if math.isfinite(value):
             loss.backward()
             optimizer.step()
@@ -300,6 +404,19 @@ class Trainer:
                             model.state_dict().items()}
         self._best_dice = dice
         self._best_step = step
+
+
+def _per_rank_batch(batch_size: int, context: distributed.Context) -> int:
+    """Patches each rank draws per step: the batch is global, shared out over the ranks, so
+    N processes run the same optimisation as one process with the same options."""
+    world = context.world_size
+    if batch_size % world:
+        lower = max(world, batch_size // world * world)
+        msg = (f"a batch of {batch_size} patches cannot be shared out evenly over {world} "
+               f"processes; use a multiple of {world}, e.g. --batch {lower} or "
+               f"{lower + world}")
+        raise TrainingError(msg)
+    return batch_size // world
 
 
 def _schedule(steps: int, warmup: int) -> Any:
