@@ -13,8 +13,11 @@ SAMPLE_VOLUMES = REPO / "sample_volumes"
 
 @pytest.fixture(autouse=True)
 def _isolated_user_folder(tmp_path_factory, monkeypatch):
-    """Tests never read or write the person's ~/.napari-medseg (models, journals)."""
-    monkeypatch.setenv("NAPARI_MEDSEG_MODELS", str(tmp_path_factory.mktemp("user") / "models"))
+    """Tests never read or write the person's ~/.napari-medseg (models, journals) nor their
+    remembered widget settings (~/.config/napari-medseg)."""
+    user = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("NAPARI_MEDSEG_MODELS", str(user / "models"))
+    monkeypatch.setenv("NAPARI_MEDSEG_CONFIG_DIR", str(user / "config"))
 
 
 @pytest.fixture(scope="session")

@@ -1,19 +1,46 @@
-"""Errors of the core shown to a person as napari notifications (never a crash)."""
+"""Errors of the core shown to a person as napari notifications (never a crash).
+
+Our own errors (:class:`~napari_medseg.errors.MedsegError`) already say what to do; other
+exceptions are shown with their type and, for the common ones, the usual fix, and their
+traceback goes to the log for a bug report.
+"""
 
 from __future__ import annotations
+
+import logging
 
 from napari.utils.notifications import show_error, show_warning
 
 from napari_medseg.errors import MedsegError
 
+log = logging.getLogger(__name__)
+
+
+def fix_for(exc: BaseException) -> str:
+    """What usually helps with an exception that is not one of ours ("" when unknown)."""
+    text = str(exc).lower()
+    if isinstance(exc, MemoryError) or "out of memory" in text:
+        return ("try a smaller tile or batch (Advanced), the CPU device, or crop the scan "
+                "to the region you need")
+    if isinstance(exc, PermissionError):
+        return "choose a file or folder you can write to"
+    if isinstance(exc, FileNotFoundError):
+        return "check the path (was the file moved?) and choose it again"
+    if isinstance(exc, OSError) and "no space" in text:
+        return "free some disk space, or write to another drive"
+    return ""
+
 
 def report(exc: BaseException, *, context: str = "") -> None:
-    """Show ``exc`` as a notification: our errors as their message, others with their type."""
+    """Show ``exc`` as a notification: our errors as their message, others with their type
+    and the usual fix."""
     prefix = f"napari-medseg{': ' + context if context else ''}: "
     if isinstance(exc, MedsegError):
         show_error(prefix + str(exc))
-    else:
-        show_error(prefix + f"{type(exc).__name__}: {exc}")
+        return
+    log.warning("napari-medseg %s failed", context or "job", exc_info=exc)
+    fix = fix_for(exc)
+    show_error(prefix + f"{type(exc).__name__}: {exc}" + (f"; {fix}" if fix else ""))
 
 
 def warn(message: str) -> None:

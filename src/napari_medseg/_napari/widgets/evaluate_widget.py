@@ -1,7 +1,8 @@
 """The Evaluate dock widget: Dice, IoU, HD95, ASSD and volumes between two Labels layers.
 
 The numbers come from :func:`napari_medseg.metrics.evaluate` (spacing-aware, in mm and ml),
-computed in a worker; the table can be exported as CSV.
+computed in a worker; the table can be exported as CSV (the folder is remembered between
+sessions).
 """
 
 from __future__ import annotations
@@ -12,17 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import Container, Label, PushButton, create_widget
+from magicgui.widgets import Container, PushButton, create_widget
 from qtpy.QtWidgets import QFileDialog, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 import napari
-from napari_medseg._napari.jobs import JobRunner
+from napari_medseg._napari import shortcuts
+from napari_medseg._napari.job_panel import JobPanel
 from napari_medseg._napari.layers import (
     class_names_from_meta,
     geometry_from_layer_meta,
     layer_meta,
 )
 from napari_medseg._napari.notify import report, warn
+from napari_medseg._napari.settings import WidgetSettings
+from napari_medseg._napari.widgets.segment_widget import MODEL_KEY
 from napari_medseg.errors import MedsegError
 from napari_medseg.events import Event, Progress
 from napari_medseg.io.atomic import write_atomically
@@ -50,28 +54,52 @@ class EvaluateWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = viewer
-        self.runner = JobRunner()
         self.evaluation: Evaluation | None = None
         self.pred = create_widget(annotation=napari.layers.Labels, label="prediction")
+        self.pred.tooltip = "The segmentation to judge (e.g. a model's output)"
         self.truth = create_widget(annotation=napari.layers.Labels, label="reference")
+        self.truth.tooltip = "The labels taken as correct (e.g. an expert's)"
         self.form = Container(widgets=[self.pred, self.truth])
-        self.run_button = PushButton(text="Evaluate", tooltip="Compute the metrics per class")
-        self.export_button = PushButton(text="Export CSV...", enabled=False)
-        self.status = Label(value="")
+        self.export_button = PushButton(text="Export CSV...", enabled=False,
+                                        tooltip="Save the table as a CSV file")
+        self.panel = JobPanel("Evaluate", run_tooltip="Compute the metrics per class",
+                              extra_buttons=[self.export_button],
+                              idle_text="Choose a prediction and a reference, then press "
+                                        "Evaluate")
+        self.runner = self.panel.runner
+        self.run_button, self.cancel_button = self.panel.run_button, self.panel.cancel_button
+        self.progress, self.status = self.panel.progress, self.panel.status
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
-        buttons = Container(widgets=[self.run_button, self.export_button], layout="horizontal",
-                            labels=False)
+        self.table.setToolTip("Per class: overlap (Dice, IoU), surface distances in mm and "
+                              "volumes in ml; '-' where a class is missing on one side")
         layout = QVBoxLayout(self)
         layout.addWidget(self.form.native)
-        layout.addWidget(buttons.native)
+        layout.addWidget(self.panel.native)
         layout.addWidget(self.table)
-        layout.addWidget(self.status.native)
         self.run_button.clicked.connect(self.run)
-        self.export_button.clicked.connect(self.export)
+        self.export_button.clicked.connect(self._export_clicked)
+        self.settings = WidgetSettings("evaluate")
+        shortcuts.bind(viewer, shortcuts.CANCEL, self.panel.cancel, every=True)
 
     def reset_choices(self, *_: Any) -> None:
+        """Refresh the layer lists (napari calls this when layers change).
+
+        While both lists show the same layer, the prediction becomes the newest model
+        output and the reference the newest labels layer of its shape that no model made.
+        """
         self.form.reset_choices()
+        if self.pred.value is not self.truth.value:
+            return
+        labels = [layer for layer in reversed(self.viewer.layers)
+                  if isinstance(layer, napari.layers.Labels)]
+        made = [layer for layer in labels if layer.metadata.get(MODEL_KEY)]
+        if not made:
+            return
+        others = [layer for layer in labels if not layer.metadata.get(MODEL_KEY)
+                  and layer.data.shape == made[0].data.shape]
+        if others:
+            self.pred.value, self.truth.value = made[0], others[0]
 
     def run(self) -> None:
         pred, truth = self.pred.value, self.truth.value
@@ -88,11 +116,8 @@ class EvaluateWidget(QWidget):
             yield Progress(stage="evaluate", done=0, total=1, message="computing metrics")
             return evaluate(a, b)
 
-        self.run_button.enabled = False
-        self.status.value = "computing..."
-        self.runner.start(job(), on_progress=lambda e: None, on_done=self._show,
-                          on_finished=lambda: setattr(self.run_button, "enabled", True),
-                          context="evaluate")
+        self.panel.start(job(), on_done=self._show, context="evaluate",
+                         text=f"Evaluating {pred.name} against {truth.name}")
 
     def _show(self, evaluation: Evaluation) -> None:
         self.evaluation = evaluation
@@ -105,9 +130,15 @@ class EvaluateWidget(QWidget):
                 self.table.setItem(i, j, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
         self.export_button.enabled = True
-        self.status.value = (f"mean Dice {_fmt(evaluation.mean('dice'))}, IoU "
-                             f"{_fmt(evaluation.mean('iou'))}, HD95 "
-                             f"{_fmt(evaluation.mean('hd95_mm'))} mm")
+        self.panel.done(f"mean Dice {_fmt(evaluation.mean('dice'))}, IoU "
+                        f"{_fmt(evaluation.mean('iou'))}, HD95 "
+                        f"{_fmt(evaluation.mean('hd95_mm'))} mm")
+
+    def _export_clicked(self) -> None:
+        try:
+            self.export()
+        except MedsegError as exc:
+            report(exc, context="export")
 
     def export(self, path: str | Path | None = None, *, overwrite: bool = False) -> Path | None:
         """Write the table as CSV; an existing file is replaced only when the save dialog
@@ -115,7 +146,9 @@ class EvaluateWidget(QWidget):
         if self.evaluation is None:
             return None
         if path is None:
-            chosen, _ = QFileDialog.getSaveFileName(self, "Export metrics", "metrics.csv",
+            folder = Path(self.settings.get("export_dir") or ".")
+            start = folder / "metrics.csv" if folder.is_dir() else Path("metrics.csv")
+            chosen, _ = QFileDialog.getSaveFileName(self, "Export metrics", str(start),
                                                     "CSV (*.csv)")
             if not chosen:
                 return None
@@ -123,5 +156,6 @@ class EvaluateWidget(QWidget):
         target = Path(path)
         text = self.evaluation.to_csv()
         write_atomically(target, lambda tmp: tmp.write_text(text), overwrite=overwrite)
+        self.settings.set("export_dir", str(target.resolve().parent))
         self.status.value = f"wrote {target}"
         return target

@@ -6,6 +6,11 @@ the core :class:`~napari_medseg.training.Trainer` learns from the labeled voxels
 background, with a live loss curve.  The result is saved as a new checkpoint version (the
 Segment widget lists it); Re-segment runs it and shows Dice/IoU before and after on the
 labeled voxels.  Cancel keeps the best weights so far.
+
+The model defaults to the one that made the chosen labels (Segment records it); model, steps,
+learning rate, encoder freezing and device are remembered between sessions.  Ctrl+Shift+R
+marks the current slice reviewed, Ctrl+Shift+F fine-tunes, Ctrl+Shift+X cancels, also while
+the canvas has focus (painting).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from magicgui.widgets import (
     CheckBox,
     ComboBox,
     Container,
+    FloatSpinBox,
     PushButton,
     SpinBox,
     create_widget,
@@ -29,10 +35,12 @@ from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 import napari
+from napari_medseg._napari import shortcuts
 from napari_medseg._napari.corrections import CorrectionTracker
 from napari_medseg._napari.job_panel import JobPanel
 from napari_medseg._napari.jobs import gui_friendly_threads
 from napari_medseg._napari.layers import (
+    MODALITY_KEY,
     SOURCE_KEY,
     geometry_from_layer_meta,
     label_layer_data,
@@ -42,6 +50,8 @@ from napari_medseg._napari.layers import (
 )
 from napari_medseg._napari.notify import report, warn
 from napari_medseg._napari.sample_data import sample_dir
+from napari_medseg._napari.settings import WidgetSettings
+from napari_medseg._napari.widgets.segment_widget import MODEL_KEY, device_choices, model_for
 from napari_medseg.errors import MedsegError
 from napari_medseg.events import Event, Progress
 from napari_medseg.inference import Predictor, list_checkpoints, user_models_dir
@@ -72,6 +82,9 @@ def journal_path(scan_source: str | None, labels_name: str) -> Path:
     return corrections_dir() / f"{safe}{JOURNAL_SUFFIX}"
 
 FROM_FILE = "checkpoint file..."
+
+#: The controls whose values are remembered between sessions (settings keys).
+REMEMBERED = ("model", "steps", "learning_rate", "freeze", "device")
 
 
 class LossCurve(QWidget):
@@ -139,25 +152,40 @@ class FinetuneWidget(QWidget):
                               tooltip="The model to fine-tune (usually the one that segmented)")
         self.steps = SpinBox(label="steps", value=100, min=1, max=100_000,
                              tooltip="Optimiser steps (early stopping may end sooner)")
-        self.freeze = CheckBox(text="freeze encoder", tooltip="Train the decoder only")
-        self.device = ComboBox(label="device", choices=["auto", "cpu"])
+        self.learning_rate = FloatSpinBox(
+            label="learning rate", value=1e-3, min=1e-6, max=1.0, step=1e-4,
+            tooltip="Peak AdamW learning rate (warm-up, then cosine decay); lower it if the "
+                    "loss jumps around")
+        self.learning_rate.native.setDecimals(6)
+        self.freeze = CheckBox(text="freeze encoder",
+                               tooltip="Train the decoder only (faster; keeps what the "
+                                       "encoder learned)")
+        self.device = ComboBox(label="device", choices=device_choices(),
+                               tooltip="auto = GPU when there is one, else CPU")
         self.form = Container(widgets=[self.labels, self.image, self.model, self.steps,
-                                       self.freeze, self.device])
+                                       self.learning_rate, self.freeze, self.device])
         self.track_button = PushButton(text="Track corrections",
                                        tooltip="Start recording edits on the labels layer")
-        self.review_button = PushButton(text="Mark slice reviewed",
-                                        tooltip="The current slice is correct as shown")
+        self.review_button = PushButton(
+            text=shortcuts.hint("Mark slice reviewed", shortcuts.MARK_REVIEWED),
+            tooltip=shortcuts.hint("The current slice is correct as shown",
+                                   shortcuts.MARK_REVIEWED))
         self.review_all_button = PushButton(text="Mark all reviewed",
                                             tooltip="Every voxel of the labels is correct")
         self.resegment_button = PushButton(text="Re-segment", enabled=False,
                                            tooltip="Segment with the fine-tuned model")
         self.panel = JobPanel("Fine-tune", run_tooltip="Train on the labeled voxels (background)",
-                              extra_buttons=[self.resegment_button])
+                              extra_buttons=[self.resegment_button],
+                              shortcut=shortcuts.FINETUNE,
+                              idle_text="Correct the labels (or mark slices reviewed), then "
+                                        "press Fine-tune")
         self.runner = self.panel.runner
         self.finetune_button, self.cancel_button = self.panel.run_button, self.panel.cancel_button
         self.progress, self.status = self.panel.progress, self.panel.status
-        self.interp_from = SpinBox(label="from slice", value=0, min=0, max=100_000)
-        self.interp_to = SpinBox(label="to slice", value=0, min=0, max=100_000)
+        self.interp_from = SpinBox(label="from slice", value=0, min=0, max=100_000,
+                                   tooltip="First corrected slice (array axis 0)")
+        self.interp_to = SpinBox(label="to slice", value=0, min=0, max=100_000,
+                                 tooltip="Last corrected slice (array axis 0)")
         self.interp_button = PushButton(text="Interpolate",
                                         tooltip="Fill the slices between two corrected slices "
                                                 "by shape-based interpolation (undoable)")
@@ -165,13 +193,14 @@ class FinetuneWidget(QWidget):
         self._sync_timer = QTimer(self)
         self._sync_timer.setInterval(SYNC_INTERVAL_MS)
         self._sync_timer.timeout.connect(self._sync)
-        row1 = Container(widgets=[self.track_button, self.review_button, self.review_all_button],
+        row1 = Container(widgets=[self.track_button, self.review_all_button],
                          layout="horizontal", labels=False)
+        row_review = Container(widgets=[self.review_button], labels=False)
         row_interp = Container(widgets=[self.interp_from, self.interp_to, self.interp_button],
                                layout="horizontal")
         layout = QVBoxLayout(self)
-        for w in (self.form.native, row1.native, row_interp.native, self.curve,
-                  self.panel.native):
+        for w in (self.form.native, row1.native, row_review.native, row_interp.native,
+                  self.curve, self.panel.native):
             layout.addWidget(w)
         layout.addStretch(1)
         self.track_button.clicked.connect(self.track)
@@ -180,6 +209,14 @@ class FinetuneWidget(QWidget):
         self.finetune_button.clicked.connect(self.finetune)
         self.resegment_button.clicked.connect(self.resegment)
         self.interp_button.clicked.connect(self.interpolate)
+        self.settings = WidgetSettings("finetune")
+        self.settings.bind({name: getattr(self, name) for name in REMEMBERED})
+        self.labels.changed.connect(self._default_model)
+        self.image.changed.connect(self._default_model)
+        self._default_model()
+        shortcuts.bind(viewer, shortcuts.FINETUNE, self.finetune)
+        shortcuts.bind(viewer, shortcuts.MARK_REVIEWED, self.mark_current_slice)
+        shortcuts.bind(viewer, shortcuts.CANCEL, self.panel.cancel, every=True)
 
     def reset_choices(self, *_: Any) -> None:
         """Refresh layer and model lists (napari calls this when layers change)."""
@@ -188,6 +225,18 @@ class FinetuneWidget(QWidget):
     def _model_choices(self, _widget: Any = None) -> list[tuple[str, str]]:
         return [(f"{e.name}{'' if e.builtin else ' (yours)'}", str(e.path))
                 for e in list_checkpoints()]
+
+    def _default_model(self) -> None:
+        """The model that made the chosen labels (Segment records it), else one trained for
+        the scan's modality (the chosen one stays while it fits)."""
+        labels, image = self.labels.value, self.image.value
+        if labels is not None and labels.metadata.get(MODEL_KEY) in self.model.choices:
+            self.model.value = labels.metadata[MODEL_KEY]
+        elif image is not None:
+            source = model_for(image.metadata.get(MODALITY_KEY, "unknown"),
+                               current=str(self.model.value or ""))
+            if source in self.model.choices:
+                self.model.value = source
 
     # ---------------------------------------------------------------- corrections
     def track(self) -> CorrectionTracker | None:
@@ -292,18 +341,21 @@ class FinetuneWidget(QWidget):
             if not source:
                 msg = "choose the model to fine-tune"
                 raise MedsegError(msg)
-            options = TrainOptions(steps=int(self.steps.value), freeze_encoder=bool(
-                self.freeze.value), device=self.device.value)
+            options = TrainOptions(steps=int(self.steps.value),
+                                   learning_rate=float(self.learning_rate.value),
+                                   freeze_encoder=bool(self.freeze.value),
+                                   device=self.device.value)
             self.trainer = Trainer.from_checkpoint(source, [volume], options)
         except (MedsegError, ValueError) as exc:
             report(exc)
             return
-        self.source, self.volume = source, volume
+        self.source, self.volume, self.scan_name = source, volume, image.name
         self.curve.clear()
         self.resegment_button.enabled = False
+        model = Path(source).name.removesuffix(".safetensors")
         self.panel.start(self._job(), on_done=self._on_done, context="fine-tune",
-                         text="fine-tuning...", on_progress=self._on_progress,
-                         on_finished=self._on_finished)
+                         text=f"Fine-tuning {model} on {tracker.layer.name}",
+                         on_progress=self._on_progress, on_finished=self._on_finished)
 
     def _job(self) -> Generator[Event, None, Any]:
         with gui_friendly_threads():
@@ -313,8 +365,9 @@ class FinetuneWidget(QWidget):
         self.progress.value = int(100 * event.fraction)
         self.curve.add(event.done, event.metrics)
         loss = event.metrics.get("loss")
-        self.status.value = (f"step {event.done}/{event.total}"
-                             + (f", loss {loss:.3f}" if loss is not None else ""))
+        detail = f"step {event.done}/{event.total}" + (
+            f", loss {loss:.3f}" if loss is not None else "")
+        self.status.value = self.panel.running_text(detail, event.eta_s)
 
     def _save(self, result: Any) -> None:
         from napari_medseg.training import save_new_version
@@ -330,12 +383,14 @@ class FinetuneWidget(QWidget):
         self.model.reset_choices()
 
     def _on_done(self, result: Any) -> None:
-        try:
-            self._save(result)
-        except MedsegError as exc:
-            report(exc)
-            return
-        self.status.value = f"saved {self.new_checkpoint.name}; press Re-segment"  # type: ignore[union-attr]
+        self._save(result)  # a failure is reported and shown by the panel
+        name = self.new_checkpoint.name  # type: ignore[union-attr]
+        if result.best_step == 0 and result.steps_done > 0:
+            self.panel.done(
+                f"saved {name} with the starting weights: the held-back labeled voxels did "
+                f"not improve in {result.steps_done} steps (correct more slices, or more steps)")
+        else:
+            self.panel.done(f"saved {name} (best at step {result.best_step}); press Re-segment")
 
     def cancel(self) -> None:
         self.panel.cancel()
@@ -361,8 +416,12 @@ class FinetuneWidget(QWidget):
 
         if self.result is None or self.runner.running:
             return
-        after = Predictor(self.result.model, self.result.spec, device=self.device.value)
-        before = Predictor.load(self.source, device=self.device.value)
+        try:
+            after = Predictor(self.result.model, self.result.spec, device=self.device.value)
+            before = Predictor.load(self.source, device=self.device.value)
+        except (MedsegError, OSError, ValueError, RuntimeError) as exc:  # e.g. parent deleted
+            report(exc, context="re-segment")
+            return
 
         def job() -> Generator[Event, None, Any]:
             yield Progress(stage="re-segment", done=0, total=2, message="segmenting")
@@ -373,8 +432,9 @@ class FinetuneWidget(QWidget):
             return prediction, comparison
 
         self.resegment_button.enabled = False
+        name = Path(self.new_checkpoint or "fine-tuned").name.removesuffix(".safetensors")
         self.panel.start(job(), on_done=self._add_resegmented, context="re-segment",
-                         text="re-segmenting...",
+                         text=f"Re-segmenting {self.scan_name} with {name}",
                          on_finished=lambda: setattr(self.resegment_button, "enabled", True))
 
     def _add_resegmented(self, output: tuple[Any, Any]) -> None:
@@ -382,7 +442,7 @@ class FinetuneWidget(QWidget):
         self.comparison = comparison
         data, kwargs, _ = label_layer_data(prediction.labels)
         name = self.new_checkpoint.name.removesuffix(".safetensors")  # type: ignore[union-attr]
-        kwargs["name"] = unique_layer_name(self.viewer, f"{self.image.value.name} [{name}]")
+        kwargs["name"] = unique_layer_name(self.viewer, f"{self.scan_name} [{name}]")
+        kwargs["metadata"][MODEL_KEY] = str(self.new_checkpoint)
         self.viewer.add_labels(data, **kwargs)
-        self.progress.value = 100
-        self.status.value = comparison.summary()
+        self.panel.done(comparison.summary())

@@ -3,6 +3,7 @@
 Results are new layers on the fixed scan's physical grid: the registered moving scan
 (``hot`` for PET, additive blending over the fixed scan), the fused image, and
 checkerboard / difference views to judge the alignment.  Layers are never replaced.
+Registration and fusion choices are remembered between sessions; Ctrl+Shift+X cancels.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 from superqt import QCollapsible
 
 import napari
+from napari_medseg._napari import shortcuts
 from napari_medseg._napari.job_panel import JobPanel
 from napari_medseg._napari.layers import geometry_kwargs, scan_from_layer, unique_layer_name
 from napari_medseg._napari.notify import report, warn
+from napari_medseg._napari.settings import WidgetSettings
 from napari_medseg.display import default_contrast_limits
 from napari_medseg.errors import MedsegError
 from napari_medseg.events import Event
@@ -42,6 +45,9 @@ from napari_medseg.fusion import (
 from napari_medseg.scan import Scan
 
 NO_FUSION = "none (register only)"
+
+#: The controls whose values are remembered between sessions (settings keys).
+REMEMBERED = ("kind", "method", "init", "levels", "detail_rule", "squares")
 
 
 @dataclass
@@ -98,9 +104,14 @@ class FuseWidget(QWidget):
         self.advanced = Container(widgets=[self.init, self.levels, self.detail_rule,
                                            self.squares])
         fold = QCollapsible("Advanced")
+        fold.toggleButton().setToolTip("Registration start, pyramid levels, checkerboard")
         fold.addWidget(self.advanced.native)
 
-        self.panel = JobPanel("Register and fuse")
+        self.panel = JobPanel(
+            "Register and fuse",
+            run_tooltip="Register the moving scan onto the fixed one, then fuse them "
+                        "(in the background)",
+            idle_text="Choose a fixed and a moving scan, then press Register and fuse")
         self.runner = self.panel.runner
         self.run_button, self.cancel_button = self.panel.run_button, self.panel.cancel_button
         self.progress, self.status = self.panel.progress, self.panel.status
@@ -110,10 +121,18 @@ class FuseWidget(QWidget):
         layout.addWidget(self.panel.native)
         layout.addStretch(1)
         self.run_button.clicked.connect(self.run)
+        self.settings = WidgetSettings("fuse")
+        self.settings.bind({name: getattr(self, name) for name in REMEMBERED})
+        shortcuts.bind(viewer, shortcuts.CANCEL, self.panel.cancel, every=True)
 
     def reset_choices(self, *_: Any) -> None:
-        """Refresh the layer lists (napari calls this when layers change)."""
+        """Refresh the layer lists (napari calls this when layers change); with two scans or
+        more, fixed and moving start as different ones."""
         self.main.reset_choices()
+        images = [layer for layer in self.viewer.layers
+                  if isinstance(layer, napari.layers.Image)]
+        if self.fixed.value is self.moving.value and len(images) > 1:
+            self.moving.value = next(i for i in images if i is not self.fixed.value)
 
     def run(self) -> None:
         if self.runner.running:
@@ -137,7 +156,7 @@ class FuseWidget(QWidget):
             fuse_pipeline(fixed, moving, registration, fusion, int(self.squares.value)),
             on_done=lambda r: self._add_layers(r, moving.modality, moving_layer.name),
             context="fuse",
-            text=f"registering {moving_layer.name} onto {fixed_layer.name}",
+            text=f"Registering {moving_layer.name} onto {fixed_layer.name}",
         )
 
     def cancel(self) -> None:
@@ -162,7 +181,5 @@ class FuseWidget(QWidget):
         self.viewer.add_image(
             result.difference.array, name=unique_layer_name(self.viewer, "difference"),
             colormap="bwr", contrast_limits=(-1.0, 1.0), visible=False, **geo)
-        self.progress.value = 100
-        self.status.value = (
-            f"done in {reg.elapsed_s:.1f} s: {reg.kind}, mutual information "
-            f"{reg.initial_metric:.3f} -> {reg.final_metric:.3f} (lower is better)")
+        self.panel.done(f"{reg.kind}, mutual information {reg.initial_metric:.3f} -> "
+                        f"{reg.final_metric:.3f} (lower is better)")

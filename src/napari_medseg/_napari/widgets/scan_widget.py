@@ -6,7 +6,9 @@ from magicgui.widgets import ComboBox, Container, Label, create_widget
 
 import napari
 from napari_medseg._napari.layers import MODALITY_KEY, geometry_from_layer_meta, layer_meta
+from napari_medseg._napari.notify import report
 from napari_medseg.display import contrast_limits, presets_for
+from napari_medseg.errors import MedsegError
 
 
 class ScanWidget(Container):
@@ -17,7 +19,9 @@ class ScanWidget(Container):
         self._viewer = viewer
         self.layer = create_widget(annotation=napari.layers.Image, label="scan")
         self.layer.tooltip = "Image layer to describe and window"
-        self.preset = ComboBox(label="display", choices=[], tooltip="Intensity window preset")
+        self.preset = ComboBox(label="display", choices=self._preset_choices,
+                               tooltip="Intensity window preset for the scan's modality "
+                                       "(CT windows in HU, percentiles otherwise)")
         self.info = Label(value="")
         self.info.native.setWordWrap(True)
         self.extend([self.layer, self.preset, self.info])
@@ -25,15 +29,25 @@ class ScanWidget(Container):
         self.preset.changed.connect(self._apply_preset)
         self._on_layer()
 
+    def _preset_choices(self, _widget: object = None) -> list[str]:
+        """The presets of the selected scan's modality (re-read whenever napari refreshes
+        the choices, so a refresh keeps them)."""
+        layer = self.layer.value
+        return presets_for(layer.metadata.get(MODALITY_KEY, "unknown")) if layer else []
+
     def _on_layer(self) -> None:
         layer = self.layer.value
+        self.preset.reset_choices()
         if layer is None:
-            self.preset.choices = []
             self.info.value = "open a scan (File > Open, or a DICOM folder)"
             return
         modality = layer.metadata.get(MODALITY_KEY, "unknown")
-        self.preset.choices = presets_for(modality)
-        geometry = geometry_from_layer_meta(layer_meta(layer), layer.ndim)
+        try:
+            geometry = geometry_from_layer_meta(layer_meta(layer), layer.ndim)
+        except MedsegError as exc:
+            report(exc, context="scan geometry")
+            self.info.value = f"{modality}, shape {layer.data.shape}: geometry unknown"
+            return
         self.info.value = (
             f"{modality}, shape {layer.data.shape}, {layer.data.dtype}\n"
             f"spacing {tuple(round(s, 4) for s in geometry.spacing)} mm\n"
@@ -45,4 +59,7 @@ class ScanWidget(Container):
         layer = self.layer.value
         if layer is None or not self.preset.value:
             return
-        layer.contrast_limits = contrast_limits(layer.data, self.preset.value)
+        try:
+            layer.contrast_limits = contrast_limits(layer.data, self.preset.value)
+        except (MedsegError, KeyError, ValueError) as exc:
+            report(exc, context="display preset")
