@@ -9,6 +9,11 @@ train (8-slice gaps on each side).
 head CT (ProMED CT 0051): 2 bone = the shipped threshold mask (HU >= 226); 1 soft tissue =
 the head (largest component of HU > -400, holes filled per slice) minus bone; 0 outside.
 Slices 0..71 train, 80..107 held out.
+
+    python scripts/prepare_starter_data.py --sample-reference
+
+writes ``sample_volumes/ct_abdomen_tissue.nrrd``: the same soft-tissue / bone rule applied
+to the bundled abdominal CT, the reference the user guide's journey evaluates against.
 """
 
 from __future__ import annotations
@@ -53,24 +58,45 @@ def brain(out: Path) -> None:
                 {"train1": (0, 88), "train2": (136, t1.shape[0]), "heldout": (96, 128)}, out)
 
 
-def head_ct(out: Path) -> None:
-    folder = DATA / "ct_head"
-    ct = read_scan(folder / "head_ct.nii.gz")
-    bone = read_label_map(folder / "head_ct_bone_threshold.nii.gz", like=ct).array > 0
-    body = ct.array > -400
+TISSUE_NAMES = {0: "background", 1: "soft tissue", 2: "bone"}
+
+
+def ct_tissue_labels(hu: np.ndarray, bone: np.ndarray | None = None) -> np.ndarray:
+    """0 outside, 1 soft tissue, 2 bone (HU >= 226 unless a bone mask is given)."""
+    bone = hu >= 226 if bone is None else bone
+    body = hu > -400
     components, n = ndimage.label(body)
     if n:
         sizes = np.bincount(components.ravel())
         sizes[0] = 0
         body = components == int(np.argmax(sizes))
     body = np.stack([ndimage.binary_fill_holes(s) for s in body])
-    labels = np.where(bone, 2, np.where(body, 1, 0))
+    return np.where(bone, 2, np.where(body, 1, 0)).astype(np.uint8)
+
+
+def head_ct(out: Path) -> None:
+    folder = DATA / "ct_head"
+    ct = read_scan(folder / "head_ct.nii.gz")
+    bone = read_label_map(folder / "head_ct_bone_threshold.nii.gz", like=ct).array > 0
+    labels = ct_tissue_labels(ct.array, bone)
     ct.modality = "CT"
-    write_slabs("headct", ct, labels, {0: "background", 1: "soft tissue", 2: "bone"},
+    write_slabs("headct", ct, labels, TISSUE_NAMES,
                 {"train": (0, 72), "heldout": (80, ct.shape[0])}, out)
 
 
+def sample_reference() -> Path:
+    samples = Path(__file__).resolve().parents[1] / "sample_volumes"
+    ct = read_scan(samples / "ct_abdomen.nii.gz")
+    target = samples / "ct_abdomen_tissue.nrrd"
+    write_label_map(LabelMap(array=ct_tissue_labels(ct.array), geometry=ct.geometry,
+                             class_names=TISSUE_NAMES), target, overwrite=True)
+    return target
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--sample-reference":
+        sample_reference()
+        sys.exit(0)
     target = Path(sys.argv[1])
     target.mkdir(parents=True, exist_ok=True)
     brain(target)

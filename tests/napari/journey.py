@@ -1,0 +1,235 @@
+"""The newcomer's journey, driven through the docked widgets as a person would.
+
+Shared by ``tests/napari/test_journey.py`` (checks each step) and
+``benchmarks/bench_journey.py`` (times each step and the longest event-loop stall).  Every
+step waits for its background job by spinning the Qt event loop, records a
+:class:`StepRecord` and, when a folder is given, a full-window screenshot.
+
+Steps: open the bundled abdominal CT through the reader in the main job's window, segment it
+with the starter model the Segment tab suggests for CT, correct two slices (the voxels where
+the prediction disagrees with the reference are repainted through napari's Labels API, as a
+brush would), mark them reviewed, fine-tune a few steps, re-segment, evaluate against the
+bundled reference label file, register and fuse a second scan, save the labels and reopen
+them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qtpy.QtWidgets import QApplication
+
+import napari
+from napari_medseg._napari.launch import open_viewer
+from napari_medseg._napari.responsiveness import StallMeter
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "sample_volumes"
+SCAN = SAMPLES / "ct_abdomen.nii.gz"
+REFERENCE = SAMPLES / "ct_abdomen_tissue.nrrd"
+SECOND_SCAN = SAMPLES / "mr_abdomen.nii.gz"
+CORRECTED_SLICES = (8, 20)
+PLUGIN = "napari-medseg"
+
+
+@dataclass
+class StepRecord:
+    """What one step took: wall time and the longest gap between 10 ms timer ticks."""
+
+    name: str
+    seconds: float
+    longest_stall_ms: float
+    background: bool
+    screenshot: Path | None = None
+    canvas_std: float = 0.0
+
+
+@dataclass
+class Journey:
+    """One napari window and the docked MedSeg widgets, stepped through the journey."""
+
+    shots: Path | None = None
+    steps: int = 8
+    timeout_s: float = 600.0
+    viewer: napari.Viewer = field(init=False)
+    records: list[StepRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.shots is not None:
+            self.shots.mkdir(parents=True, exist_ok=True)
+        self.viewer = open_viewer([SCAN], show=True)
+        self.viewer.window.resize(1500, 950)
+        self.image = self.viewer.layers[0]
+        self.settle()
+        self.viewer.reset_view()  # fit the scan to the canvas at this window size
+        self.settle()
+
+    # ---------------------------------------------------------------- plumbing
+    def dock(self, title: str) -> Any:
+        """The widget docked as ``title`` (its tab is raised, as a person clicks it)."""
+        widget = self.viewer.window.dock_widgets[f"{title} ({PLUGIN})"]
+        qt_widget = widget.native if hasattr(widget, "native") else widget
+        dock = qt_widget.parent()
+        dock.show()
+        dock.raise_()
+        return widget
+
+    def settle(self, rounds: int = 10) -> None:
+        app = QApplication.instance()
+        for _ in range(rounds):
+            app.processEvents()
+            time.sleep(0.005)
+
+    def wait_until(self, done: Callable[[], bool], what: str) -> None:
+        app = QApplication.instance()
+        deadline = time.perf_counter() + self.timeout_s
+        while not done():
+            if time.perf_counter() > deadline:
+                msg = f"journey step timed out after {self.timeout_s:.0f} s: {what}"
+                raise TimeoutError(msg)
+            app.processEvents()
+            time.sleep(0.002)
+
+    def step(self, name: str, action: Callable[[], Callable[[], bool] | None],
+             *, background: bool) -> StepRecord:
+        """Run ``action``; if it returns a predicate, wait for it (the job's end)."""
+        meter = StallMeter()
+        meter.start()
+        start = time.perf_counter()
+        finished = action()
+        if finished is not None:
+            self.wait_until(finished, name)
+        seconds = time.perf_counter() - start
+        meter.stop()
+        self.settle()
+        record = StepRecord(name=name, seconds=seconds, longest_stall_ms=meter.longest_ms,
+                            background=background)
+        canvas = self.viewer.screenshot(canvas_only=True, flash=False)
+        record.canvas_std = float(canvas[..., :3].mean(axis=-1).std())
+        if self.shots is not None:
+            record.screenshot = self.shots / f"{len(self.records) + 1:02d}-{name}.png"
+            self.viewer.screenshot(str(record.screenshot), canvas_only=False, flash=False)
+        self.records.append(record)
+        return record
+
+    def close(self) -> None:
+        self.viewer.close()
+
+    # ---------------------------------------------------------------- the journey
+    def open_scan(self) -> StepRecord:
+        return self.step("open", lambda: None, background=False)
+
+    def segment(self) -> StepRecord:
+        widget = self.dock("Segment")
+        widget.reset_choices()
+        widget.device.value = "cpu"
+        self.suggested_model = widget.model.value
+
+        def run() -> Callable[[], bool]:
+            widget.segment()
+            return lambda: not widget.runner.running
+
+        record = self.step("segment", run, background=True)
+        self.prediction = self.viewer.layers[-1]
+        return record
+
+    def correct(self) -> StepRecord:
+        widget = self.dock("Correct and fine-tune")
+        widget.reset_choices()
+        widget.labels.value = self.prediction
+        widget.image.value = self.image
+        widget.model.value = self.suggested_model
+        widget.device.value = "cpu"
+        widget.steps.value = self.steps
+        from napari_medseg.io import read_label_map
+
+        self.reference = read_label_map(REFERENCE)
+
+        def paint() -> None:
+            widget.track()
+            layer = self.prediction
+            layer.selected_label = 2
+            for z in CORRECTED_SLICES:
+                self.viewer.dims.set_point(0, layer.data_to_world((z, 0, 0))[0])
+                wrong = np.nonzero(np.asarray(layer.data[z]) != self.reference.array[z])
+                values = self.reference.array[z][wrong]
+                layer.data_setitem((np.full(wrong[0].shape, z), *wrong), values)
+                widget.mark_current_slice()
+
+        return self.step("correct", paint, background=False)
+
+    def finetune(self) -> StepRecord:
+        widget = self.dock("Correct and fine-tune")
+
+        def run() -> Callable[[], bool]:
+            widget.finetune()
+            return lambda: not widget.runner.running
+
+        return self.step("finetune", run, background=True)
+
+    def resegment(self) -> StepRecord:
+        widget = self.dock("Correct and fine-tune")
+
+        def run() -> Callable[[], bool]:
+            widget.resegment()
+            return lambda: not widget.runner.running
+
+        record = self.step("resegment", run, background=True)
+        self.resegmented = self.viewer.layers[-1]
+        return record
+
+    def evaluate(self) -> StepRecord:
+        self.reference_layer = self.viewer.open(str(REFERENCE), plugin=PLUGIN)[0]
+        self.reference_layer.visible = False
+        widget = self.dock("Evaluate")
+        widget.reset_choices()
+        widget.pred.value = self.resegmented
+        widget.truth.value = self.reference_layer
+
+        def run() -> Callable[[], bool]:
+            widget.run()
+            return lambda: not widget.runner.running and widget.evaluation is not None
+
+        return self.step("evaluate", run, background=True)
+
+    def fuse(self) -> StepRecord:
+        self.second = self.viewer.open(str(SECOND_SCAN), plugin=PLUGIN)[0]
+        widget = self.dock("Fuse")
+        widget.reset_choices()
+        widget.fixed.value = self.image
+        widget.moving.value = self.second
+        widget.kind.value = "rigid"
+
+        def run() -> Callable[[], bool]:
+            widget.run()
+            return lambda: not widget.runner.running
+
+        record = self.step("fuse", run, background=True)
+        self.second.visible = False
+        return record
+
+    def save_and_reopen(self, folder: Path) -> StepRecord:
+        self.saved = folder / "ct_abdomen_corrected.nrrd"
+
+        def save() -> None:
+            napari.save_layers(str(self.saved), [self.resegmented], plugin=PLUGIN)
+            self.reopened = self.viewer.open(str(self.saved), plugin=PLUGIN)[0]
+
+        self.dock("Segment")
+        return self.step("save-reopen", save, background=False)
+
+    def run_all(self, folder: Path) -> list[StepRecord]:
+        self.open_scan()
+        self.segment()
+        self.correct()
+        self.finetune()
+        self.resegment()
+        self.evaluate()
+        self.fuse()
+        self.save_and_reopen(folder)
+        return self.records
