@@ -118,6 +118,21 @@ def test_sampler_centres_on_labeled_slices_and_hold_out() -> None:
     assert crop(np.ones((3, 3)), (1, 1), (5, 5)).shape == (5, 5)
 
 
+def test_sampler_draws_a_small_class_as_often_as_a_big_one() -> None:
+    from napari_medseg.training.labeled_volume import PreparedVolume
+
+    target = np.ones((8, 32, 32), np.int64)  # class 1 everywhere ...
+    target[4, 10:12, 10:12] = 2  # ... but 4 voxels of class 2
+    weight = np.ones(target.shape, np.float32)
+    prepared = PreparedVolume(image=np.zeros((1, *target.shape), np.float32), target=target,
+                              weight=weight, validation=np.zeros(target.shape, bool),
+                              grid=None)  # the sampler never looks at the grid
+    sampler = PatchSampler([prepared], (1, 4, 4), foreground_fraction=1.0,
+                           rng=np.random.default_rng(0))
+    small = sum(target[sampler.centre()[1]] == 2 for _ in range(2000))
+    assert 0.4 < small / 2000 < 0.6  # uniform over classes, not over voxels (4 / 8192)
+
+
 def test_augmentation_keeps_shapes_and_label_values() -> None:
     g = torch.Generator().manual_seed(0)
     image = torch.rand(2, 1, 8, 12, 12)

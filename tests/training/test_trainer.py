@@ -96,6 +96,24 @@ def test_cancel_keeps_the_last_good_weights() -> None:
     assert seen > 0
 
 
+def test_no_real_improvement_returns_the_starting_weights() -> None:
+    spec = tiny_spec((4, 8))
+    torch.manual_seed(0)
+    start = create_model(spec.architecture, spatial_dims=spec.spatial_dims,
+                         in_channels=spec.in_channels, out_channels=spec.out_channels,
+                         **spec.options)
+    before = {k: v.clone() for k, v in start.state_dict().items()}
+    trainer = Trainer(start, spec, [_synthetic()],
+                      _quick(steps=4, validate_every=2, validation_fraction=0.3,
+                             min_improvement=2.0))  # a Dice cannot rise by 2
+    result = run_to_end(trainer.job())
+    assert result.steps_done == 4
+    assert result.best_step == 0
+    after = result.model.state_dict()
+    for key, value in before.items():
+        torch.testing.assert_close(after[key], value)
+
+
 def test_nan_loss_stops_with_a_clear_message(monkeypatch) -> None:
     import napari_medseg.training.trainer as trainer_module
 

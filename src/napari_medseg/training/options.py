@@ -74,6 +74,10 @@ class TrainOptions:
         Steps between two validations.
     patience
         Validations without improvement before stopping early.
+    min_improvement
+        How much the validation Dice must rise above the best so far to count as better
+        (a guard against noise): a fine-tune whose validation never rises by this much over
+        the starting weights returns the starting weights.
     slice_axis
         2D models on 3D volumes: the array axis slices are taken along (0 = axial).
     device
@@ -99,6 +103,7 @@ class TrainOptions:
     validation_block: int = 8
     validate_every: int = 25
     patience: int = 4
+    min_improvement: float = 0.005
     slice_axis: int = 0
     device: str = "auto"
     threads: int | None = None

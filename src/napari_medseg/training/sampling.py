@@ -2,8 +2,11 @@
 
 Each patch is centred on a voxel drawn, with probability ``foreground_fraction``, from the
 labeled foreground (weight > 0 and class > 0) and otherwise from any labeled voxel, so sparse
-labels (a few corrected slices) are where the patches go.  A patch that overhangs the volume
-is shifted inside it, or padded with zero image and zero weight when the volume is smaller.
+labels (a few corrected slices) are where the patches go.  A foreground draw first picks one
+of the foreground classes present, uniformly (as nnU-Net does), then a voxel of it, so a small
+class (bone next to soft tissue, a lesion next to an organ) is trained as often as a big one.
+A patch that overhangs the volume is shifted inside it, or padded with zero image and zero
+weight when the volume is smaller.
 2D models get patches one voxel thick along ``slice_axis`` (labeled slices, automatically).
 """
 
@@ -79,8 +82,10 @@ class PatchSampler:
         self.rng = rng
         self.weights = [v.train_weight for v in self.volumes]
         self.any_labeled = [_candidates(w > 0, rng) for w in self.weights]
-        self.foreground = [_candidates((w > 0) & (v.target > 0), rng)
-                           for v, w in zip(self.volumes, self.weights, strict=True)]
+        self.foreground = [
+            [_candidates((w > 0) & (v.target == k), rng)
+             for k in np.unique(v.target[(w > 0) & (v.target > 0)])]
+            for v, w in zip(self.volumes, self.weights, strict=True)]
         counts = np.array([c.size for c in self.any_labeled], dtype=float)
         if counts.sum() == 0:
             msg = "no labeled voxel is left for training"
@@ -90,8 +95,10 @@ class PatchSampler:
 
     def centre(self) -> tuple[int, tuple[int, ...]]:
         i = int(self.rng.choice(len(self.volumes), p=self.volume_p))
-        pool = self.foreground[i]
-        if pool.size == 0 or self.rng.random() >= self.foreground_fraction:
+        classes = self.foreground[i]
+        if classes and self.rng.random() < self.foreground_fraction:
+            pool = classes[int(self.rng.integers(len(classes)))]
+        else:
             pool = self.any_labeled[i]
         flat = int(pool[self.rng.integers(pool.size)])
         return i, tuple(int(c) for c in np.unravel_index(flat, self.weights[i].shape))

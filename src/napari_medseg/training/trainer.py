@@ -286,7 +286,8 @@ class Trainer:
             elif step % o.validate_every == 0 or step == o.steps:
                 dice = distributed.mean_over_ranks(self._validate(model, val, device))
                 record["val_dice"] = dice
-                if not dice <= self._best_dice:  # also true while best is nan
+                # better only by a margin (noise guard); also true while best is nan
+                if not dice <= self._best_dice + o.min_improvement:
                     self._keep(model, dice, step)
                     bad_validations = 0
                 else:
