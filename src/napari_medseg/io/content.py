@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from napari_medseg.errors import UnsupportedScanError
+from napari_medseg.errors import ScanReadError, UnsupportedScanError
+from napari_medseg.scan import Geometry
 
 #: Largest number of distinct values an integer image may hold to be taken for a label map.
 MAX_LABEL_VALUES = 64
@@ -43,6 +45,19 @@ def check_finite(array: npt.NDArray[Any], name: str, *, nan_policy: str) -> npt.
     out = array.copy()
     out[bad] = np.min(array[~bad])
     return out
+
+
+def checked_geometry(name: str, build: Callable[[], Geometry]) -> Geometry:
+    """``build()``, with an invalid geometry (zero, negative or NaN spacing, a singular or
+    non-finite direction) turned into a :class:`ScanReadError` naming ``name``."""
+    try:
+        return build()
+    except (ValueError, ZeroDivisionError, FloatingPointError) as exc:
+        msg = (
+            f"{name} has an unusable geometry in its header ({exc}); the spacing or "
+            "orientation fields are corrupt: fix them or export the scan again"
+        )
+        raise ScanReadError(msg) from None
 
 
 def guess_modality(array: npt.NDArray[Any], metadata: dict[str, str]) -> str:

@@ -21,6 +21,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from napari_medseg.errors import AmbiguousDicomSeriesError, DicomSeriesError, ScanReadError
+from napari_medseg.io.content import checked_geometry
+from napari_medseg.io.dicom_structure import check_dicom_file
 from napari_medseg.io.formats import is_dicom_file, suffix_of
 from napari_medseg.io.itk import _itk_reason, check_header, geometry_of
 from napari_medseg.scan import Geometry, Scan
@@ -85,14 +87,24 @@ def _floats(text: str | None, n: int) -> np.ndarray | None:
     return values if values.size == n and np.all(np.isfinite(values)) else None
 
 
-def _read_slice_header(path: Path) -> _Slice | None:
+class _Damaged(str):
+    """Why a file failed the structure check (it is damaged, not merely another object)."""
+
+
+def _read_slice_header(path: Path) -> _Slice | str:
+    """The header of one file, or why it cannot be read (GDCM is only given files whose
+    element structure fits in them: see :mod:`napari_medseg.io.dicom_structure`)."""
+    try:
+        check_dicom_file(path)
+    except ScanReadError as exc:
+        return _Damaged(exc)
     reader = sitk.ImageFileReader()
     reader.SetImageIO("GDCMImageIO")
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
-    except RuntimeError:
-        return None
+    except RuntimeError as exc:
+        return f"{path.name}: {_itk_reason(exc)}"
     tags = {
         name: reader.GetMetaData(tag).strip() if reader.HasMetaDataKey(tag) else ""
         for name, tag in _TAGS.items()
@@ -138,12 +150,21 @@ def list_dicom_series(path: Path | str) -> list[DicomSeriesInfo]:
         )
         raise DicomSeriesError(msg)
     groups: dict[tuple[str, ...], list[_Slice]] = defaultdict(list)
+    problems = []
     for f in files:
         header = _read_slice_header(f)
-        if header is not None:
+        if isinstance(header, str):
+            problems.append(header)
+        else:
             groups[_group_key(header)].append(header)
     if not groups:
-        msg = f"none of the {len(files)} DICOM file(s) in {folder} could be read"
+        msg = (f"none of the {len(files)} DICOM file(s) in {folder} could be read "
+               f"({problems[0]})")
+        raise DicomSeriesError(msg)
+    damaged = [p for p in problems if isinstance(p, _Damaged)]
+    if damaged:  # a series read without them could silently miss its first or last slices
+        msg = (f"{len(damaged)} of the {len(files)} DICOM files in {folder} are damaged "
+               f"({damaged[0]}); move them out of the folder or export the series again")
         raise DicomSeriesError(msg)
     series = []
     for key, slices in groups.items():
@@ -192,15 +213,21 @@ def _select(
     raise DicomSeriesError(msg)
 
 
-def _sorted_geometry(slices: list[_Slice], name: str) -> tuple[list[_Slice], Geometry | None]:
+def _sorted_geometry(slices: list[_Slice], name: str, folder: Path
+                     ) -> tuple[list[_Slice], Geometry | None]:
     """Slices sorted along the normal and the geometry derived from their positions."""
     if any(s.position is None or s.orientation is None for s in slices):
-        return sorted(slices, key=lambda s: int(s.tags["instance_number"] or 0)), None
+        return sorted(slices, key=lambda s: _instance_number(s.tags["instance_number"])), None
     orient = slices[0].orientation
     assert orient is not None
-    row, col = orient[:3] / np.linalg.norm(orient[:3]), orient[3:] / np.linalg.norm(orient[3:])
+    row, col = orient[:3], orient[3:]
     normal = np.cross(row, col)
-    normal /= np.linalg.norm(normal)
+    lengths = (np.linalg.norm(row), np.linalg.norm(col), np.linalg.norm(normal))
+    if min(lengths) < 1e-6:
+        msg = (f"DICOM series {name!r} in {folder} has an unusable ImageOrientationPatient "
+               f"{orient.tolist()} (zero or parallel axes); the files are corrupt")
+        raise DicomSeriesError(msg)
+    row, col, normal = row / lengths[0], col / lengths[1], normal / lengths[2]
     dist = np.array([float(np.dot(s.position, normal)) for s in slices])  # type: ignore[arg-type]
     order = np.argsort(dist, kind="stable")
     slices = [slices[i] for i in order]
@@ -211,22 +238,31 @@ def _sorted_geometry(slices: list[_Slice], name: str) -> tuple[list[_Slice], Geo
     if np.any(steps < 1e-4):
         n_unique = len(np.unique(np.round(dist, 3)))
         msg = (
-            f"DICOM series {name!r} has {len(slices)} slices at only {n_unique} positions "
-            "(several echoes, phases or time points?); napari-medseg reads one 3D volume: "
-            "split the series first"
+            f"DICOM series {name!r} in {folder} has {len(slices)} slices at only {n_unique} "
+            "positions (several echoes, phases or time points?); napari-medseg reads one 3D "
+            "volume: split the series first"
         )
         raise DicomSeriesError(msg)
     step = float(np.mean(steps))
-    if float(np.max(np.abs(steps - step))) > MAX_STEP_SPREAD * step:
+    if not np.isfinite(step) or float(np.max(np.abs(steps - step))) > MAX_STEP_SPREAD * step:
         msg = (
-            f"DICOM series {name!r} has irregular slice positions (steps from "
+            f"DICOM series {name!r} in {folder} has irregular slice positions (steps from "
             f"{steps.min():.3g} to {steps.max():.3g} mm): slices are missing or the gantry is "
             "tilted; complete the series or resample it first"
         )
         raise DicomSeriesError(msg)
     first = slices[0].position
     assert first is not None
-    return slices, _geometry_from(row, col, normal, first, step)
+    return slices, checked_geometry(f"DICOM series {name!r} in {folder}",
+                                    lambda: _geometry_from(row, col, normal, first, step))
+
+
+def _instance_number(text: str) -> float:
+    """InstanceNumber for sorting; unreadable values sort last."""
+    try:
+        return float(text or 0)
+    except ValueError:
+        return float("inf")
 
 
 def _geometry_from(
@@ -241,7 +277,8 @@ def read_dicom_series(path: Path, *, series: str | int | None = None) -> Scan:
     """Read one series from a DICOM folder (or the series of one DICOM file) as a :class:`Scan`."""
     found = list_dicom_series(path)
     chosen = _select(found, path, series)
-    slices, slice_geometry = _sorted_geometry(chosen._slices, chosen.description or chosen.uid)
+    slices, slice_geometry = _sorted_geometry(chosen._slices, chosen.description or chosen.uid,
+                                              path if path.is_dir() else path.parent)
     first = slices[0]
     check_header(path, (first.size[0], first.size[1], len(slices)), 1, 4)
     reader = sitk.ImageSeriesReader()
@@ -252,15 +289,17 @@ def read_dicom_series(path: Path, *, series: str | int | None = None) -> Scan:
     try:
         image = reader.Execute()
     except RuntimeError as exc:
-        msg = f"the pixel data of DICOM series {chosen.label()!r} could not be decoded: "
-        msg += _itk_reason(exc)
+        msg = (f"the pixel data of DICOM series {chosen.label()!r} in {path} could not be "
+               f"decoded: {_itk_reason(exc)}")
         raise ScanReadError(msg) from exc
     finally:
         sitk.ProcessObject.SetGlobalWarningDisplay(warnings_shown)
     if image.GetNumberOfComponentsPerPixel() != 1:
-        msg = f"DICOM series {chosen.label()!r} holds colour pixels; napari-medseg reads grey scans"
+        msg = (f"DICOM series {chosen.label()!r} in {path} holds colour pixels; napari-medseg "
+               "reads grey scans")
         raise ScanReadError(msg)
-    itk_geometry = geometry_of(image)
+    label = f"DICOM series {chosen.label()!r} in {path}"
+    itk_geometry = checked_geometry(label, lambda: geometry_of(image))
     if slice_geometry is not None:
         in_plane = itk_geometry.spacing[1:]
         geometry = Geometry(

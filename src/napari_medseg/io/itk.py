@@ -15,11 +15,19 @@ import numpy.typing as npt
 import SimpleITK as sitk
 
 from napari_medseg.errors import ScanReadError, UnsupportedScanError
+from napari_medseg.io.formats import suffix_of
+from napari_medseg.io.limits import MAX_SCAN_BYTES, check_declared_size
+from napari_medseg.io.text_headers import check_metaimage_header, check_nrrd_header
 from napari_medseg.scan import Geometry, LabelMap, Scan
 
-#: Refuse to allocate more than this for one scan (bytes) unless asked: guards against headers
-#: that claim absurd dimensions (a truncated or corrupt file claiming 10^12 voxels).
-MAX_SCAN_BYTES = 16 * 1024**3
+#: ITK's reader for each suffix whose header we check first (so that no other IO, chosen by
+#: content, reads the file instead) and the check.
+_CHECKED_IO = {
+    ".nrrd": ("NrrdImageIO", check_nrrd_header),
+    ".nhdr": ("NrrdImageIO", check_nrrd_header),
+    ".mha": ("MetaImageIO", check_metaimage_header),
+    ".mhd": ("MetaImageIO", check_metaimage_header),
+}
 
 #: Metadata key under which we store label class names in NRRD / MetaImage headers.
 CLASS_NAMES_KEY = "medseg_class_names"
@@ -68,7 +76,8 @@ def header_metadata(reader: sitk.ImageFileReader) -> dict[str, str]:
     """All header key/value pairs a reader saw (after ``ReadImageInformation``)."""
     out: dict[str, str] = {}
     for key in reader.GetMetaDataKeys():
-        with contextlib.suppress(RuntimeError, UnicodeDecodeError):
+        # keys that are not UTF-8 come back as strings SimpleITK cannot take back (TypeError)
+        with contextlib.suppress(RuntimeError, UnicodeDecodeError, TypeError):
             out[key] = reader.GetMetaData(key)
     return out
 
@@ -104,10 +113,17 @@ def read_image_file(
     """Read one file with SimpleITK, checking its header first; errors become ScanReadError.
 
     Images with more than ``max_components`` values per voxel (vector or colour volumes) are
-    refused before their pixels are read.
+    refused before their pixels are read.  NRRD and MetaImage headers are parsed and checked
+    by us before ITK sees them (:mod:`napari_medseg.io.text_headers`); for other formats the
+    size ITK reports is checked against the file size (:mod:`napari_medseg.io.limits`).
     """
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
+    checked = _CHECKED_IO.get(suffix_of(path))
+    if checked is not None:
+        io_name, check = checked
+        check(path)
+        reader.SetImageIO(io_name)
     try:
         reader.ReadImageInformation()
     except RuntimeError as exc:
@@ -115,8 +131,15 @@ def read_image_file(
         raise ScanReadError(msg) from exc
     size = tuple(int(s) for s in reader.GetSize())
     components = int(reader.GetNumberOfComponents())
-    pixel_bytes = sitk.Image([1] * len(size), reader.GetPixelID()).GetSizeOfPixelComponent()
+    try:
+        pixel_bytes = sitk.Image([1, 1], reader.GetPixelID()).GetSizeOfPixelComponent()
+    except RuntimeError as exc:
+        msg = f"{path.name} has a pixel type napari-medseg cannot hold: {_itk_reason(exc)}"
+        raise UnsupportedScanError(msg) from exc
     check_header(path, size, components, pixel_bytes)
+    if checked is None:
+        declared = int(np.prod(np.asarray(size, dtype=np.float64))) * components * pixel_bytes
+        check_declared_size(path.name, declared, path.stat().st_size, encoding="codec")
     if components > max_components:
         msg = (
             f"{path.name} has {components} values per voxel (a vector, colour or multi-channel "
@@ -144,14 +167,16 @@ def _itk_reason(exc: BaseException) -> str:
     return lines[-1][:300] if lines else type(exc).__name__
 
 
-def to_label_array(array: npt.NDArray[Any]) -> npt.NDArray[np.integer[Any]]:
-    """Integer array for a label map: integer dtypes kept, whole-number floats converted."""
+def to_label_array(array: npt.NDArray[Any], name: str = "the file"
+                   ) -> npt.NDArray[np.integer[Any]]:
+    """Integer array for a label map: integer dtypes kept, whole-number floats converted;
+    ``name`` (the file's) goes into the error message."""
     if np.issubdtype(array.dtype, np.integer):
         return array
     if array.dtype == np.bool_:
         return array.astype(np.uint8)
     if not np.all(np.isfinite(array)) or not np.all(np.equal(np.mod(array, 1), 0)):
-        msg = "the file holds non-integer values, so it is not a label map; open it as a scan"
+        msg = f"{name} holds non-integer values, so it is not a label map; open it as a scan"
         raise UnsupportedScanError(msg)
     lo, hi = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
     for dtype in (np.uint8, np.uint16, np.int16, np.int32):

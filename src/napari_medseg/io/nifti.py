@@ -19,7 +19,9 @@ import numpy as np
 import numpy.typing as npt
 
 from napari_medseg.errors import ScanReadError, UnsupportedScanError
+from napari_medseg.io.content import checked_geometry
 from napari_medseg.io.itk import check_header
+from napari_medseg.io.limits import check_declared_size
 from napari_medseg.scan import Geometry
 
 try:  # ISA-L inflates about twice as fast as zlib, with the same API
@@ -79,8 +81,10 @@ def read_nifti(path: Path) -> tuple[npt.NDArray[Any], Geometry, dict[str, str]]:
     array = raw.T  # (x, y, z) Fortran order -> (z, y, x) C order, no copy
     if not array.flags.c_contiguous:
         array = np.ascontiguousarray(array)
-    geometry = geometry_from_nifti_affine(image.affine, array.ndim)
-    metadata = {"descrip": str(np.asarray(header["descrip"]).astype(str))}
+    geometry = checked_geometry(path.name,
+                                lambda: geometry_from_nifti_affine(image.affine, array.ndim))
+    descrip = bytes(np.asarray(header["descrip"]).tobytes()).split(b"\x00", 1)[0]
+    metadata = {"descrip": descrip.decode("utf-8", errors="replace")}
     return array, geometry, metadata
 
 
@@ -99,6 +103,9 @@ def _read_voxels(path: Path, offset: int, dtype: np.dtype[Any], n: int) -> npt.N
     """``n`` voxels of ``dtype`` starting ``offset`` bytes into the (decompressed) file."""
     nbytes = n * dtype.itemsize
     if path.name.lower().endswith(".gz"):
+        # a gzip stream expands at most 1032-fold: refuse a header claiming more than that
+        # before allocating the buffer
+        check_declared_size(path.name, offset + nbytes, path.stat().st_size, encoding="deflate")
         with path.open("rb") as fh:
             buffer = _gunzip_into(fh, offset + nbytes, path)
         array = buffer[offset:].view(dtype)

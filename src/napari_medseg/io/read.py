@@ -111,7 +111,7 @@ def read_label_map(
     :class:`~napari_medseg.errors.GeometryMismatchError` naming what differs.
     """
     scan = read_scan(path, series=series)
-    array = to_label_array(scan.array)
+    array = to_label_array(scan.array, Path(path).name)
     names = class_names_from_metadata(scan.metadata)
     values = np.unique(array[:: max(1, array.shape[0] // 16)]) if array.size else [0]
     if not names:

@@ -13,7 +13,9 @@ imported into a registered architecture with :func:`import_state_dict` (``weight
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import uuid
 from collections.abc import Mapping
@@ -36,6 +38,16 @@ _MAX_HEADER_BYTES = 100 * 2**20
 _MAX_CHANNELS = 1024
 _MAX_OPTION_INT = 65536
 _MAX_OPTION_LIST = 16
+#: Options that count layers, blocks, steps or heads (or size a kernel or a dilation): a
+#: checkpoint asking for thousands would take minutes just to build, so they are capped.
+_COUNT_OPTIONS = frozenset({
+    "convs", "layers", "steps", "blocks_down", "blocks_up", "depths", "crf_iterations",
+    "num_heads", "window_size", "kernel_size", "prune_level", "dilation", "output_stride",
+    "atrous_rates"})
+_MAX_COUNT = 64
+#: Largest patch edge (voxels) and the range of target spacings (mm) a spec may name.
+_MAX_PATCH = 4096
+_SPACING_RANGE = (1e-3, 1e3)
 NORMALIZATIONS = ("ct_window", "percentile", "zscore", "none")
 
 
@@ -107,8 +119,8 @@ class CheckpointSpec:
         """Parse and validate a spec; :class:`CheckpointError` says what is wrong."""
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as error:
-            msg = f"the checkpoint spec is not valid JSON: {error}"
+        except (ValueError, RecursionError) as error:  # JSONDecodeError, huge numbers, nesting
+            msg = f"the checkpoint spec is not valid JSON: {str(error)[:200]}"
             raise CheckpointError(msg) from None
         if not isinstance(data, dict):
             msg = "the checkpoint spec must be a JSON object"
@@ -165,6 +177,19 @@ class CheckpointSpec:
             raise CheckpointError(msg)
         for key, value in self.options.items():
             _check_option(key, value)
+        if self.patch_size is not None and (
+                len(self.patch_size) != self.spatial_dims
+                or not all(1 <= p <= _MAX_PATCH for p in self.patch_size)):
+            msg = (f"patch_size {self.patch_size} must hold {self.spatial_dims} sizes of 1 to "
+                   f"{_MAX_PATCH} voxels")
+            raise CheckpointError(msg)
+        low, high = _SPACING_RANGE
+        if self.target_spacing is not None and (
+                len(self.target_spacing) not in (2, 3)
+                or not all(math.isfinite(s) and low <= s <= high for s in self.target_spacing)):
+            msg = (f"target_spacing {self.target_spacing} must hold 2 or 3 spacings of {low} to "
+                   f"{high:g} mm")
+            raise CheckpointError(msg)
         if self.intensity and len(self.intensity) != self.in_channels:
             msg = (f"{len(self.intensity)} intensity contracts for {self.in_channels} input "
                    "channels: give one per channel")
@@ -184,9 +209,11 @@ def _check_option(key: str, value: Any) -> None:
         if v is not None and not isinstance(v, bool | int | float | str):
             msg = f"option {key} holds {type(v).__name__}; only numbers, strings, lists"
             raise CheckpointError(msg)
-        if isinstance(v, int | float) and not isinstance(v, bool) and abs(v) > _MAX_OPTION_INT:
-            msg = f"option {key}={value!r} is absurdly large (limit {_MAX_OPTION_INT})"
-            raise CheckpointError(msg)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            limit = _MAX_COUNT if key in _COUNT_OPTIONS else _MAX_OPTION_INT
+            if not math.isfinite(v) or abs(v) > limit:
+                msg = f"option {key}={value!r} is absurdly large (limit {limit})"
+                raise CheckpointError(msg)
 
 
 def _build(spec: CheckpointSpec, *, meta: bool) -> nn.Module:
@@ -202,7 +229,9 @@ def _build(spec: CheckpointSpec, *, meta: bool) -> nn.Module:
             with meta_device():
                 return create_model(spec.architecture, **kwargs)
         return create_model(spec.architecture, **kwargs)
-    except (TypeError, ValueError) as error:
+    except CheckpointError:
+        raise
+    except Exception as error:  # builders raise TypeError, ValueError, RuntimeError, ...
         msg = f"cannot build {spec.architecture} from the checkpoint spec: {error}"
         raise CheckpointError(msg) from None
 
@@ -233,24 +262,68 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, tuple], CheckpointSp
     with path.open("rb") as f:
         prefix = f.read(8)
         n = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
-        if not 2 <= n <= min(size - 8, _MAX_HEADER_BYTES):
+        if not 2 <= n <= _MAX_HEADER_BYTES:
             msg = (f"{path} is not a safetensors checkpoint (a pickled PyTorch file or another "
                    "format?); for a plain state dict use import_state_dict on a created model")
             raise CheckpointError(msg)
+        if n > size - 8:
+            msg = (f"{path} is not a safetensors checkpoint or is truncated: its header claims "
+                   f"{n:,} bytes but the file holds {size:,}; copy or download it again")
+            raise CheckpointError(msg)
         try:
             header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # JSONDecodeError included
             header = None
     if not isinstance(header, dict):
         msg = f"{path} is not a safetensors checkpoint: its header is not a JSON object"
         raise CheckpointError(msg)
     metadata = header.pop("__metadata__", None) or {}
-    if SPEC_KEY not in metadata:
+    shapes = _tensor_shapes(path, header, data_bytes=size - 8 - n)
+    if not isinstance(metadata, dict) or SPEC_KEY not in metadata:
         msg = (f"{path} is a safetensors file without a napari-medseg spec; import its weights "
                "with import_state_dict into a model made by create_model")
         raise CheckpointError(msg)
-    shapes = {k: tuple(v.get("shape", ())) for k, v in header.items() if isinstance(v, dict)}
+    if not isinstance(metadata[SPEC_KEY], str):
+        msg = f"{path}: the napari-medseg spec in its header is not a JSON string"
+        raise CheckpointError(msg)
     return shapes, CheckpointSpec.from_json(metadata[SPEC_KEY])
+
+
+#: Bytes per element of the safetensors dtypes.
+_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2,
+                "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+
+
+def _tensor_shapes(path: Path, header: dict[str, Any], *, data_bytes: int
+                   ) -> dict[str, tuple[int, ...]]:
+    """Shapes of the tensors a safetensors header lists, each checked to lie in the file.
+
+    The header of a damaged or hostile file can name any shape; every tensor's dtype, shape
+    and byte range must agree and fit in the ``data_bytes`` that follow the header, so a
+    truncated file is refused here, before anything is allocated.
+    """
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, entry in header.items():
+        try:
+            shape = tuple(int(d) for d in entry["shape"])
+            begin, end = (int(o) for o in entry["data_offsets"])
+            itemsize = _DTYPE_BYTES[entry["dtype"]]
+            if any(d < 0 for d in shape) or not 0 <= begin <= end:
+                raise ValueError
+        except (KeyError, TypeError, ValueError):
+            msg = (f"{path}: the header entry of tensor {str(name)[:80]!r} is malformed "
+                   "(dtype, shape and data_offsets are required); the file is damaged")
+            raise CheckpointError(msg) from None
+        if end > data_bytes:
+            msg = (f"{path} is truncated: tensor {name!r} needs bytes {begin:,}-{end:,} of its "
+                   f"data but the file holds {data_bytes:,}; copy or download it again")
+            raise CheckpointError(msg)
+        if end - begin != math.prod(shape) * itemsize:
+            msg = (f"{path}: tensor {name!r} of shape {shape} ({entry['dtype']}) does not fit "
+                   f"its {end - begin:,} bytes; the file is damaged")
+            raise CheckpointError(msg)
+        shapes[str(name)] = shape
+    return shapes
 
 
 def load_checkpoint(path: str | os.PathLike, *,
@@ -292,10 +365,26 @@ def save_checkpoint(model: nn.Module, spec: CheckpointSpec, path: str | os.PathL
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         save_file(tensors, str(tmp), metadata={SPEC_KEY: spec.to_json()})
+        _fsync(tmp)  # on disk before it takes the name: a power cut leaves old or new
         tmp.replace(path)
+        _fsync(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file (or a folder's entries) to disk where the platform allows it."""
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if path.is_dir() else 0)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 @dataclass
@@ -326,8 +415,16 @@ def _read_state_dict(source: str | os.PathLike | Mapping[str, Any]) -> dict[str,
     if isinstance(source, Mapping):
         return dict(source)
     path = Path(source)
+    if not path.is_file():
+        msg = f"weights file {path} does not exist or is not a file"
+        raise CheckpointError(msg)
     if path.suffix == ".safetensors":
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as error:  # safetensors raises its own error types
+            msg = (f"{path} could not be read as a safetensors file ({error}); it is damaged "
+                   "or not a safetensors file")
+            raise CheckpointError(msg) from None
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # UnpicklingError, RuntimeError, zip errors ...

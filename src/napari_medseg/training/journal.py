@@ -78,6 +78,8 @@ class CorrectionJournal:
     def __init__(self, path: str | Path, shape: tuple[int, ...], *, scan: str = "") -> None:
         self.path = Path(path)
         self.shape = tuple(int(s) for s in shape)
+        if self.path.exists():
+            self._repair_torn_tail()
         if self.path.exists() and self.path.stat().st_size > 0:
             header = self._records()[0]
             if tuple(header.get("shape", ())) != self.shape:
@@ -90,6 +92,32 @@ class CorrectionJournal:
                           "scan": scan})
 
     # ------------------------------------------------------------------ writing
+    def _repair_torn_tail(self) -> None:
+        """End the file with a whole line before appending to it again.
+
+        A crash in the middle of an append leaves a last line without its newline; the next
+        session's records would be glued onto it and the journal would read as damaged at
+        the following start.  A torn line that still parses lost only its newline and is
+        kept; anything else was never completely written and is cut off.
+        """
+        data = self.path.read_bytes()
+        if not data or data.endswith(b"\n"):
+            return
+        start = data.rfind(b"\n") + 1
+        try:
+            json.loads(data[start:])
+            whole = True
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            whole = False
+        with self.path.open("r+b") as handle:
+            if whole:
+                handle.seek(0, os.SEEK_END)
+                handle.write(b"\n")
+            else:
+                handle.truncate(start)
+            handle.flush()
+            os.fsync(handle.fileno())
+
     def _append(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, separators=(",", ":")) + "\n"
         with self.path.open("a", encoding="utf-8") as handle:
@@ -148,17 +176,24 @@ class CorrectionJournal:
         edited = np.zeros(self.shape, dtype=bool)
         reviewed = np.zeros(self.shape, dtype=bool)
         volume_reviewed = False
-        for record in self._records()[1:]:
-            kind = record.get("kind")
-            if kind == "edit":
-                flat = _unpack(record["index"])
-                labels.flat[flat] = _unpack(record["value"]).astype(labels.dtype)
-                edited.flat[flat] = True
-            elif kind == "reviewed":
-                region = [slice(None)] * len(self.shape)
-                region[record["axis"]] = slice(record["slice"], record["slice"] + 1)
-                reviewed[tuple(region)] = record["reviewed"]
-            elif kind == "volume_reviewed":
-                volume_reviewed = bool(record["reviewed"])
+        for number, record in enumerate(self._records()[1:], start=2):
+            try:
+                kind = record.get("kind")
+                if kind == "edit":
+                    flat = _unpack(record["index"])
+                    labels.flat[flat] = _unpack(record["value"]).astype(labels.dtype)
+                    edited.flat[flat] = True
+                elif kind == "reviewed":
+                    region = [slice(None)] * len(self.shape)
+                    region[record["axis"]] = slice(record["slice"], record["slice"] + 1)
+                    reviewed[tuple(region)] = record["reviewed"]
+                elif kind == "volume_reviewed":
+                    volume_reviewed = bool(record["reviewed"])
+            except (AttributeError, KeyError, TypeError, ValueError, IndexError,
+                    zlib.error) as exc:  # valid JSON that is not a record of ours
+                msg = (f"the corrections journal {self.path} is damaged at record {number} "
+                       f"({type(exc).__name__}); keep a copy and move it away to start a new "
+                       "one")
+                raise JournalError(msg) from None
         return CorrectionState(labels=labels, edited=edited, reviewed=reviewed,
                                volume_reviewed=volume_reviewed)
