@@ -33,10 +33,12 @@ from napari_medseg.events import Event, Job, Log, ProgressClock
 from napari_medseg.fusion.grid import Grid
 from napari_medseg.fusion.resample import resample_to
 from napari_medseg.inference.catalog import find_checkpoint
+from napari_medseg.inference.optimize import optimize_for_inference
 from napari_medseg.inference.options import PredictOptions
 from napari_medseg.inference.postprocess import postprocess
 from napari_medseg.inference.preprocess import prepare_channels
 from napari_medseg.inference.tiling import SlabAccumulator, Tile, TilePlan
+from napari_medseg.io.limits import MAX_SCAN_BYTES
 from napari_medseg.models import CheckpointSpec, load_checkpoint
 from napari_medseg.scan import Geometry, LabelMap, Scan, default_class_names
 
@@ -81,8 +83,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+_OOM_WORDS = ("out of memory", "can't allocate memory", "cannot allocate memory",
+              "not enough memory", "failed to allocate")
+
+
 def _is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+    """CUDA/MPS out of memory, torch's CPU allocator failing, or a numpy MemoryError."""
+    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(word in text for word in _OOM_WORDS)
 
 
 class Predictor:
@@ -105,7 +115,9 @@ class Predictor:
             msg = f"combine must be 'mean' or 'vote', got {combine!r}"
             raise ValueError(msg)
         self.device = resolve_device(device)
-        self.models = [m.eval().to(self.device) for m in (
+        # an eval-mode copy with batch norm folded into the convolutions and ReLU fused into
+        # them (optimize.py; the caller's model is left as it is): same outputs to rounding
+        self.models = [optimize_for_inference(m).to(self.device) for m in (
             [models] if isinstance(models, nn.Module) else list(models))]
         self.spec = spec
         self.combine = combine
@@ -164,8 +176,22 @@ class Predictor:
     ) -> Job[Prediction]:
         """Segment ``scans`` (one per input channel, on one grid); a generator job."""
         options = options or PredictOptions()
-        start = time.perf_counter()
         channels = [scans] if isinstance(scans, Scan) else list(scans)
+        try:
+            return (yield from self._predict(channels, options))
+        except (RuntimeError, MemoryError) as exc:  # outside the windows: no smaller batch
+            if not _is_out_of_memory(exc):
+                raise
+            shape = channels[0].shape if channels else ()
+            msg = (
+                f"out of memory on {self.device} while preparing or assembling a scan of shape "
+                f"{shape} ({type(exc).__name__}); close other programs, crop the scan, or turn "
+                "off resampling to the model's spacing (--no-resample) or probabilities"
+            )
+            raise InferenceError(msg) from exc
+
+    def _predict(self, channels: list[Scan], options: PredictOptions) -> Job[Prediction]:
+        start = time.perf_counter()
         reference = self._check_inputs(channels, options)
         work_grid, arrays = self._resampled(channels, options)
         if work_grid.geometry is not reference.geometry:
@@ -265,6 +291,15 @@ class Predictor:
             max(1, round(n * s / t))
             for n, s, t in zip(reference.shape, g.spacing, target, strict=True)
         )
+        needed = math.prod(shape) * 4 * (len(channels) + 1)  # float32 inputs and the output
+        if needed > max(MAX_SCAN_BYTES, 8 * math.prod(reference.shape) * 4 * len(channels)):
+            msg = (
+                f"resampling the scan of shape {reference.shape} to the model's spacing "
+                f"{target} mm would make a {shape} grid ({needed / 1024**3:.1f} GiB); the "
+                "checkpoint's target spacing does not suit this scan: turn resampling off "
+                "(PredictOptions(resample=False), CLI --no-resample) or crop the scan"
+            )
+            raise InferenceError(msg)
         grid = Grid(geometry=Geometry(spacing=target, origin=g.origin, direction=g.direction),
                     shape=shape)
         arrays = [resample_to(c, grid, interpolation="linear").array for c in channels]
@@ -382,7 +417,7 @@ class Predictor:
                 try:
                     scores = self._scores(source, batch, options, squeeze)
                     accumulator_tiles(accumulator, batch, scores)
-                except (torch.OutOfMemoryError, RuntimeError) as exc:
+                except (torch.OutOfMemoryError, RuntimeError, MemoryError) as exc:
                     if not _is_out_of_memory(exc):
                         raise
                     if self.device.type == "cuda":
@@ -398,15 +433,17 @@ class Predictor:
                         yield Log("out of memory: stitching on the CPU", level="warning")
                         continue
                     msg = (
-                        f"out of memory on {self.device} even with one window per batch; "
-                        f"use a smaller tile (now {plan.window}), --device cpu, or crop the scan"
+                        f"out of memory on {self.device} even with one window per batch "
+                        f"(batch size 1, stitching on the CPU); use a smaller tile (now "
+                        f"{plan.window}, CLI --tile), another device (--device cpu), or crop "
+                        "the scan"
                     )
                     raise InferenceError(msg) from exc
                 pending = rest
                 done += len(batch)
                 yield clock.event(done, message=f"window {done} of {plan.n_tiles}")
             end = slab_starts[i + 1] if i + 1 < len(slab_starts) else plan.shape[plan.slab_axis]
-            scores, weights = accumulator.finish(end)
+            scores, weights = accumulator.done(end)  # views: read before advance()
             region = [slice(None)] * len(plan.shape)
             region[plan.slab_axis] = slice(slab_start, end)
             labels[tuple(region)] = scores.argmax(0).cpu().numpy().astype(label_dtype)
@@ -415,6 +452,8 @@ class Predictor:
                 if logits_blended:
                     blended = torch.softmax(blended, dim=0)
                 probabilities[(slice(None), *region)] = blended.cpu().numpy().astype(np.float16)
+            del scores, weights
+            accumulator.advance(end)
         return labels, probabilities
 
     def _planned_batch(self, plan: TilePlan) -> int:

@@ -127,16 +127,21 @@ class SlabAccumulator:
         index[self.axis] = slice(tile.start[self.axis] - self.base,
                                  tile.start[self.axis] - self.base + tile.size[self.axis])
         idx = tuple(index)
-        self.scores[(slice(None), *idx)] += scores.to(self.scores.device) * self.importance
+        # in place: no window-sized temporary (addcmul_ = scores * importance added)
+        self.scores[(slice(None), *idx)].addcmul_(scores.to(self.scores.device), self.importance)
         self.weights[idx] += self.importance
 
-    def finish(self, end: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scores and weights of planes ``[base, end)``, then move the band to ``end``."""
-        n = end - self.base
+    def done(self, end: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Views of the scores and weights of the final planes ``[base, end)``; read them
+        before :meth:`advance` (no copy is made)."""
         take = [slice(None)] * self.weights.ndim
-        take[self.axis] = slice(0, n)
-        done_scores = self.scores[(slice(None), *take)].clone()
-        done_weights = self.weights[tuple(take)].clone()
+        take[self.axis] = slice(0, end - self.base)
+        return self.scores[(slice(None), *take)], self.weights[tuple(take)]
+
+    def advance(self, end: int) -> None:
+        """Move the band to start at ``end``: the planes after ``end`` shift to the front
+        (copied in place when the two regions do not overlap), the rest is zeroed."""
+        n = end - self.base
         depth = self.weights.shape[self.axis]
         keep = depth - n
         if keep > 0:
@@ -144,11 +149,20 @@ class SlabAccumulator:
             dst = [slice(None)] * self.weights.ndim
             src[self.axis] = slice(n, depth)
             dst[self.axis] = slice(0, keep)
-            self.scores[(slice(None), *dst)] = self.scores[(slice(None), *src)].clone()
-            self.weights[tuple(dst)] = self.weights[tuple(src)].clone()
+            for buffer, lead in ((self.scores, (slice(None),)), (self.weights, ())):
+                source = buffer[(*lead, *src)]
+                if keep > n:  # overlapping regions: copy through a temporary
+                    source = source.clone()
+                buffer[(*lead, *dst)].copy_(source)
         tail = [slice(None)] * self.weights.ndim
         tail[self.axis] = slice(max(keep, 0), depth)
         self.scores[(slice(None), *tail)] = 0
         self.weights[tuple(tail)] = 0
         self.base = end
-        return done_scores, done_weights
+
+    def finish(self, end: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Copies of the scores and weights of planes ``[base, end)``, then :meth:`advance`."""
+        scores, weights = self.done(end)
+        scores, weights = scores.clone(), weights.clone()
+        self.advance(end)
+        return scores, weights
