@@ -56,13 +56,14 @@ class Journey:
     shots: Path | None = None
     steps: int = 8
     timeout_s: float = 600.0
-    viewer: napari.Viewer = field(init=False)
+    viewer: napari.Viewer | None = None  # a new one (benchmark) or napari's fixture viewer
     records: list[StepRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.shots is not None:
             self.shots.mkdir(parents=True, exist_ok=True)
-        self.viewer = open_viewer([SCAN], show=True)
+        self._owns_viewer = self.viewer is None
+        self.viewer = open_viewer([SCAN], show=True, viewer=self.viewer)
         self.viewer.window.resize(1500, 950)
         self.image = self.viewer.layers[0]
         self.settle()
@@ -118,7 +119,8 @@ class Journey:
         return record
 
     def close(self) -> None:
-        self.viewer.close()
+        if self._owns_viewer:  # napari's fixture closes its own viewers
+            self.viewer.close()
 
     # ---------------------------------------------------------------- the journey
     def open_scan(self) -> StepRecord:

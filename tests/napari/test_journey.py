@@ -26,9 +26,9 @@ def _same_place(layer, image) -> None:
     np.testing.assert_allclose(layer.extent.world, image.extent.world)
 
 
-def test_journey_from_scan_to_saved_labels(tmp_path, qtbot):
+def test_journey_from_scan_to_saved_labels(tmp_path, qtbot, make_napari_viewer):
     shots = Path(os.environ.get("NAPARI_MEDSEG_JOURNEY_SHOTS", tmp_path / "shots"))
-    journey = Journey(shots=shots, steps=8)
+    journey = Journey(shots=shots, steps=8, viewer=make_napari_viewer(show=True))
     try:
         image = journey.image
         record = journey.open_scan()

@@ -91,29 +91,27 @@ def shown(monkeypatch):
 
 
 # ------------------------------------------------------------------ one tabbed dock
-def test_main_window_opens_every_widget_as_tabs_with_segment_in_front(qtbot):
-    viewer = open_viewer(sample="ct_abdomen", show=True)
-    try:
-        qtbot.wait(50)
-        names = widget_names()
-        assert names == ["Scan", "Segment", "Correct and fine-tune", "Evaluate", "Fuse"]
-        widgets = {n: viewer.window.dock_widgets[f"{n} (napari-medseg)"] for n in names}
-        docks = {n: _qt(w).parent() for n, w in widgets.items()}
-        main = docks["Segment"].parent()
-        tabbed = set(main.tabifiedDockWidgets(docks["Segment"]))
-        assert tabbed == {d for n, d in docks.items() if n != "Segment"}  # one dock area
-        assert len({main.dockWidgetArea(d) for d in docks.values()}) == 1
-        visible = [n for n, w in widgets.items() if not _qt(w).visibleRegion().isEmpty()]
-        assert visible == ["Segment"]  # the main job's tab is in front
-        segment = widgets["Segment"]
-        assert [layer.name for layer in segment.images.value] == ["ct_abdomen"]
-        assert segment.model.value == str(find_checkpoint("head-ct-tissue"))  # CT -> CT model
-        assert "press Segment" in segment.status.value
-        assert shortcuts.key_text(shortcuts.SEGMENT) in segment.segment_button.text
-        for widget in widgets.values():  # the docked widgets pass the tooltip check too
-            assert not [c for c in _controls(_qt(widget)) if not c.toolTip().strip()]
-    finally:
-        viewer.close()
+def test_main_window_opens_every_widget_as_tabs_with_segment_in_front(qtbot,
+                                                                      make_napari_viewer):
+    viewer = open_viewer(sample="ct_abdomen", viewer=make_napari_viewer(show=True))
+    qtbot.wait(50)
+    names = widget_names()
+    assert names == ["Scan", "Segment", "Correct and fine-tune", "Evaluate", "Fuse"]
+    widgets = {n: viewer.window.dock_widgets[f"{n} (napari-medseg)"] for n in names}
+    docks = {n: _qt(w).parent() for n, w in widgets.items()}
+    main = docks["Segment"].parent()
+    tabbed = set(main.tabifiedDockWidgets(docks["Segment"]))
+    assert tabbed == {d for n, d in docks.items() if n != "Segment"}  # one dock area
+    assert len({main.dockWidgetArea(d) for d in docks.values()}) == 1
+    visible = [n for n, w in widgets.items() if not _qt(w).visibleRegion().isEmpty()]
+    assert visible == ["Segment"]  # the main job's tab is in front
+    segment = widgets["Segment"]
+    assert [layer.name for layer in segment.images.value] == ["ct_abdomen"]
+    assert segment.model.value == str(find_checkpoint("head-ct-tissue"))  # CT -> CT model
+    assert "press Segment" in segment.status.value
+    assert shortcuts.key_text(shortcuts.SEGMENT) in segment.segment_button.text
+    for widget in widgets.values():  # the docked widgets pass the tooltip check too
+        assert not [c for c in _controls(_qt(widget)) if not c.toolTip().strip()]
 
 
 def test_layer_choices_start_sensibly(make_napari_viewer):

@@ -20,10 +20,16 @@ def widget_names() -> list[str]:
 
 
 def open_viewer(
-    paths: list[Path] | None = None, *, sample: str | None = DEFAULT_SAMPLE, show: bool = True
+    paths: list[Path] | None = None, *, sample: str | None = DEFAULT_SAMPLE, show: bool = True,
+    viewer: napari.Viewer | None = None,
 ) -> napari.Viewer:
-    """A viewer with the MedSeg widgets docked (tabbed) and ``paths`` or a sample opened."""
-    viewer = napari.Viewer(title="napari-medseg", show=show)
+    """A viewer with the MedSeg widgets docked (tabbed) and ``paths`` or a sample opened.
+
+    ``viewer``: dock into this viewer instead of a new one (tests pass napari's fixture
+    viewer, whose plugin state napari resets between tests).
+    """
+    if viewer is None:
+        viewer = napari.Viewer(title="napari-medseg", show=show)
     docks = [
         viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True)[0]
         for name in widget_names()
