@@ -40,7 +40,7 @@ class ModelInfo:
     patch_size_2d: tuple[int, int]
     patch_size_3d: tuple[int, int, int]
     implementation: str  # "ours" or "monai"
-    extension_3d: bool  # the paper is 2D; our 3D form is an extension
+    extension_3d: bool  # the paper is 2D; the 3D form is an extension (ours, or MONAI's)
     summary: str = field(default="")
 
 

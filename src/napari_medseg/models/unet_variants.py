@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ConvNormAct, conv_nd, max_pool_nd, norm_nd, resize
-from .unet import UNet, build_unet
+from .blocks import ConvNormAct, DoubleConv, conv_nd, max_pool_nd, norm_nd, resize
+from .unet import UNet
 
 
 class AttentionGate(nn.Module):
@@ -136,14 +136,29 @@ class RecurrentResidualBlock(nn.Module):
 
 def build_attention_unet(spatial_dims: int, in_channels: int, out_channels: int, *,
                          features: Sequence[int] = (16, 32, 64, 128, 256),
-                         norm: str = "batch") -> UNet:
+                         norm: str = "batch", decoder_convs: int = 2) -> UNet:
     """Attention U-Net (Oktay et al., MIDL 2018): U-Net whose skips pass through additive
-    attention gates driven by the coarser decoder features, suppressing irrelevant regions."""
-    net = build_unet(spatial_dims, in_channels, out_channels, features=features, norm=norm)
+    attention gates driven by the coarser decoder features, suppressing irrelevant regions.
+
+    ``decoder_convs``: convs of each decoder stage, 2 as in the paper's U-Net decoder; 1 gives
+    the lighter decoder of MONAI's ``AttentionUnet`` (one conv after the concatenation).
+    """
+    if decoder_convs not in (1, 2):
+        msg = f"decoder_convs must be 1 or 2, got {decoder_convs}"
+        raise ValueError(msg)
+
+    def block(cin: int, cout: int) -> nn.Module:
+        return DoubleConv(spatial_dims, cin, cout, norm=norm)
+
+    def decoder_block(cin: int, cout: int) -> nn.Module:
+        if decoder_convs == 1:
+            return ConvNormAct(spatial_dims, cin, cout, norm=norm)
+        return block(cin, cout)
+
     feats = list(features)
-    for stage, level in zip(net.decoders, reversed(range(len(feats) - 1)), strict=True):
-        stage.gate = AttentionGate(spatial_dims, feats[level], feats[level + 1])
-    return net
+    return UNet(spatial_dims, in_channels, out_channels, features=feats, block=block,
+                decoder_block=decoder_block,
+                gate=lambda skip, gating: AttentionGate(spatial_dims, skip, gating))
 
 
 def build_residual_unet(spatial_dims: int, in_channels: int, out_channels: int, *,

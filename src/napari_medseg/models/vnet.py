@@ -27,14 +27,25 @@ class VNet(nn.Module):
     non-linearities; fine-grained features forwarded from the left to the right part.  The
     Dice loss of the paper belongs to the training code.  Batch norm (``norm``) is our
     addition, as in common re-implementations; ``spatial_dims=2`` gives a 2D V-Net.
+
+    ``convs`` counts the convs of each stage of the left (contracting) part, finest first (the
+    first stage is the entry conv, always one); ``up_convs`` those of the right part's stages,
+    finest first, one fewer (default ``convs[:-1]``: the paper's right part, 1, 2, 3, 3 from
+    the finest, mirrors the left one).
     """
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, *,
-                 width: int = 8, convs: Sequence[int] = (1, 2, 3, 3, 3), kernel_size: int = 5,
+                 width: int = 8, convs: Sequence[int] = (1, 2, 3, 3, 3),
+                 up_convs: Sequence[int] | None = None, kernel_size: int = 5,
                  norm: str = "batch") -> None:
         super().__init__()
         d = spatial_dims
         levels = len(convs)
+        right = tuple(convs[:-1]) if up_convs is None else tuple(up_convs)
+        if levels < 2 or len(right) != levels - 1 or min((*convs, *right)) < 0:
+            msg = (f"convs needs a count per level (at least 2) and up_convs one fewer; got "
+                   f"convs={tuple(convs)}, up_convs={up_convs}")
+            raise ValueError(msg)
         widths = [width * 2**i for i in range(levels)]
         self.size_multiple = 2 ** (levels - 1)
         self.width = width
@@ -53,7 +64,7 @@ class VNet(nn.Module):
             coarse = widths[-1] if i == levels - 2 else 2 * widths[i + 1]
             self.ups.append(nn.Sequential(conv_transpose_nd(d, coarse, widths[i]),
                                           norm_nd(norm, d, widths[i]), nn.PReLU(widths[i])))
-            self.up_stages.append(_conv_stage(d, 2 * widths[i], convs[i], kernel_size, norm))
+            self.up_stages.append(_conv_stage(d, 2 * widths[i], right[i], kernel_size, norm))
         self.head = conv_nd(d, 2 * widths[0], out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
