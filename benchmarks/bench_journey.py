@@ -40,7 +40,7 @@ def main() -> None:
         from tests.napari.journey import Journey
 
         load_before = os.getloadavg()[0]
-        journey = Journey(shots=args.shots, steps=args.steps)
+        journey = Journey(shots=args.shots, steps=args.steps, where=True)
         try:
             records = journey.run_all(Path(tmp))
         finally:
@@ -48,13 +48,16 @@ def main() -> None:
         load_after = os.getloadavg()[0]
 
     rows = [{"step": r.name, "seconds": round(r.seconds, 2),
-             "longest_stall_ms": round(r.longest_stall_ms, 1), "background": r.background}
+             "longest_stall_ms": round(r.longest_stall_ms, 1), "background": r.background,
+             "longest_stall_in": r.culprit}
             for r in records]
     print(f"{'step':<12} {'time (s)':>9} {'longest stall (ms)':>19}  runs in")
     for row in rows:
         where = "background" if row["background"] else "GUI thread"
         print(f"{row['step']:<12} {row['seconds']:>9.2f} {row['longest_stall_ms']:>19.1f}  "
               f"{where}")
+        for frame in row["longest_stall_in"]:
+            print(f"{'':14}{frame}")
     worst = max((r["longest_stall_ms"] for r in rows if r["background"]), default=0.0)
     print(f"longest stall of a background step: {worst:.1f} ms (goal < 100 ms); "
           f"load average {load_before:.1f} before, {load_after:.1f} after, "

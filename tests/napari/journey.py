@@ -47,6 +47,7 @@ class StepRecord:
     background: bool
     screenshot: Path | None = None
     canvas_std: float = 0.0
+    culprit: list[str] = field(default_factory=list)  # GUI-thread stack in the longest stall
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Journey:
     steps: int = 8
     timeout_s: float = 600.0
     viewer: napari.Viewer | None = None  # a new one (benchmark) or napari's fixture viewer
+    where: bool = False  # sample the GUI thread's stack in stalls (benchmark)
     records: list[StepRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -99,7 +101,7 @@ class Journey:
     def step(self, name: str, action: Callable[[], Callable[[], bool] | None],
              *, background: bool) -> StepRecord:
         """Run ``action``; if it returns a predicate, wait for it (the job's end)."""
-        meter = StallMeter()
+        meter = StallMeter(where=self.where)
         meter.start()
         start = time.perf_counter()
         finished = action()
@@ -109,7 +111,7 @@ class Journey:
         meter.stop()
         self.settle()
         record = StepRecord(name=name, seconds=seconds, longest_stall_ms=meter.longest_ms,
-                            background=background)
+                            background=background, culprit=meter.culprit)
         canvas = self.viewer.screenshot(canvas_only=True, flash=False)
         record.canvas_std = float(canvas[..., :3].mean(axis=-1).std())
         if self.shots is not None:

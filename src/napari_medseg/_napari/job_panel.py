@@ -9,6 +9,7 @@ ended ("done in 12.3 s: ...", "cancelled", "failed after 3.1 s: ...").
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
@@ -80,6 +81,7 @@ class JobPanel(Container):
         self._started = 0.0
         self._error: BaseException | None = None
         self._reported = False
+        self._context = ""
 
     @property
     def elapsed_s(self) -> float:
@@ -118,12 +120,10 @@ class JobPanel(Container):
                 self._error = exc
                 raise
 
+        self._context = context
+
         def done(result: Any) -> None:
-            try:
-                on_done(result)
-            except Exception as exc:  # turning the result into layers failed: say so
-                self._error = exc
-                report(exc, context=context)
+            self._guarded(on_done, result)
 
         def finished() -> None:
             if self.runner.cancelled:
@@ -138,6 +138,19 @@ class JobPanel(Container):
 
         self.runner.start(watched(), on_progress=on_progress or self.show_progress,
                           on_done=done, on_finished=finished, context=context)
+
+    def _guarded(self, step: Callable[..., None], *args: Any) -> None:
+        try:
+            step(*args)
+        except Exception as exc:  # turning the result into layers failed: say so
+            self._error = exc
+            report(exc, context=self._context)
+
+    def in_turns(self, *steps: Callable[[], None]) -> None:
+        """Show the result step by step (a layer each), one per event-loop turn, so that the
+        window keeps repainting between napari's layer additions; call from ``on_done``.
+        A step that fails is reported and the next ones still run."""
+        self.runner.in_turns(*(functools.partial(self._guarded, step) for step in steps))
 
     def cancel(self) -> None:
         """Stop the running job at its next step (nothing happens when none runs)."""

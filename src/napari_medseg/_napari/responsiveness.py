@@ -1,12 +1,17 @@
 """Measure how long the Qt event loop stalls while a job runs (the "never freezes" check).
 
 A 10 ms ``QTimer`` records the gaps between its ticks; a gap well above 10 ms means the GUI
-thread was blocked that long (no repaint, no scrolling).
+thread was blocked that long (no repaint, no scrolling).  With ``where=True`` a watchdog
+thread also samples the GUI thread's Python stack while a gap is open, so that the longest
+stall comes with the code that caused it (:attr:`StallMeter.culprit`).
 """
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
+import traceback
 
 from qtpy.QtCore import QTimer
 
@@ -14,26 +19,69 @@ from qtpy.QtCore import QTimer
 class StallMeter:
     """Records the longest gap between 10 ms timer ticks while started."""
 
-    def __init__(self, interval_ms: int = 10) -> None:
+    def __init__(self, interval_ms: int = 10, *, where: bool = False,
+                 threshold_ms: float = 50.0) -> None:
         self.interval_ms = interval_ms
         self.gaps: list[float] = []
+        self.culprit: list[str] = []  # the GUI thread's innermost frames in the longest gap
+        self.stalls: list[tuple[float, list[str]]] = []  # every gap over the threshold
         self._last = 0.0
         self._timer = QTimer()
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self._tick)
+        self._where = where
+        self._threshold_s = threshold_ms / 1000.0
+        self._samples: list[list[str]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        self._gui_thread = threading.get_ident()
 
     def start(self) -> None:
         self.gaps.clear()
+        self.culprit = []
+        self.stalls = []
         self._last = time.perf_counter()
+        self._gui_thread = threading.get_ident()
         self._timer.start()
+        if self._where:
+            self._stop.clear()
+            self._watchdog = threading.Thread(target=self._watch, name="stall-watchdog",
+                                              daemon=True)
+            self._watchdog.start()
 
     def stop(self) -> None:
         self._timer.stop()
+        if self._watchdog is not None:
+            self._stop.set()
+            self._watchdog.join()
+            self._watchdog = None
 
     def _tick(self) -> None:
         now = time.perf_counter()
-        self.gaps.append((now - self._last) * 1000.0)
+        gap = (now - self._last) * 1000.0
+        with self._lock:
+            if self._samples:
+                middle = self._samples[len(self._samples) // 2]
+                if gap > self.longest_ms:
+                    self.culprit = middle
+                if gap > self._threshold_s * 1000.0:
+                    self.stalls.append((gap, middle))
+            self._samples = []
+        self.gaps.append(gap)
         self._last = now
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.02):
+            if time.perf_counter() - self._last < self._threshold_s:
+                continue
+            frame = sys._current_frames().get(self._gui_thread)
+            if frame is None:
+                continue
+            stack = [f"{f.filename.rsplit('site-packages/', 1)[-1]}:{f.lineno} {f.name}"
+                     for f in traceback.extract_stack(frame)[-12:]]
+            with self._lock:
+                self._samples.append(stack)
 
     @property
     def longest_ms(self) -> float:

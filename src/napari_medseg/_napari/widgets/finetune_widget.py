@@ -317,7 +317,7 @@ class FinetuneWidget(QWidget):
 
     # ---------------------------------------------------------------- fine-tune
     def finetune(self) -> None:
-        from napari_medseg.training import LabeledVolume, Trainer, TrainOptions
+        from napari_medseg.training import LabeledVolume, TrainOptions
 
         if self.runner.running:
             warn("fine-tuning is already running; wait for it or press Cancel")
@@ -345,21 +345,31 @@ class FinetuneWidget(QWidget):
                                    learning_rate=float(self.learning_rate.value),
                                    freeze_encoder=bool(self.freeze.value),
                                    device=self.device.value)
-            self.trainer = Trainer.from_checkpoint(source, [volume], options)
         except (MedsegError, ValueError) as exc:
             report(exc)
             return
         self.source, self.volume, self.scan_name = source, volume, image.name
+        self.trainer = None
         self.curve.clear()
         self.resegment_button.enabled = False
         model = Path(source).name.removesuffix(".safetensors")
-        self.panel.start(self._job(), on_done=self._on_done, context="fine-tune",
+        self.panel.start(self._job(source, volume, options), on_done=self._on_done,
+                         context="fine-tune",
                          text=f"Fine-tuning {model} on {tracker.layer.name}",
                          on_progress=self._on_progress, on_finished=self._on_finished)
 
-    def _job(self) -> Generator[Event, None, Any]:
+    def _job(self, source: str, volume: Any, options: Any) -> Generator[Event, None, Any]:
+        """Load the model and its training data, fine-tune, save the new version: all in the
+        worker (loading and saving took 0.25 s of the GUI thread when done there)."""
+        from napari_medseg.training import Trainer, save_new_version
+
+        yield Progress(stage="fine-tune", done=0, total=options.steps,
+                       message="loading the model and the labeled voxels")
         with gui_friendly_threads():
-            return (yield from self.trainer.job())
+            self.trainer = Trainer.from_checkpoint(source, [volume], options)
+            result = yield from self.trainer.job()
+        name = Path(source).name.removesuffix(".safetensors")
+        return result, save_new_version(result, name=f"{name}-ft")
 
     def _on_progress(self, event: Progress) -> None:
         self.progress.value = int(100 * event.fraction)
@@ -373,8 +383,12 @@ class FinetuneWidget(QWidget):
         from napari_medseg.training import save_new_version
 
         name = Path(self.source).name.removesuffix(".safetensors")
+        self._saved(result, save_new_version(result, name=f"{name}-ft"))
+
+    def _saved(self, result: Any, path: Path) -> None:
+        """A new version is on disk: offer it everywhere a model is chosen."""
         self.result = result
-        self.new_checkpoint = save_new_version(result, name=f"{name}-ft")
+        self.new_checkpoint = path
         self.resegment_button.enabled = True
         for dock in self.viewer.window.dock_widgets.values():
             refresh = getattr(dock, "refresh_models", None)
@@ -382,8 +396,9 @@ class FinetuneWidget(QWidget):
                 refresh()
         self.model.reset_choices()
 
-    def _on_done(self, result: Any) -> None:
-        self._save(result)  # a failure is reported and shown by the panel
+    def _on_done(self, output: tuple[Any, Path]) -> None:
+        result, path = output
+        self._saved(result, path)
         name = self.new_checkpoint.name  # type: ignore[union-attr]
         if result.best_step == 0 and result.steps_done > 0:
             self.panel.done(
@@ -444,5 +459,5 @@ class FinetuneWidget(QWidget):
         name = self.new_checkpoint.name.removesuffix(".safetensors")  # type: ignore[union-attr]
         kwargs["name"] = unique_layer_name(self.viewer, f"{self.scan_name} [{name}]")
         kwargs["metadata"][MODEL_KEY] = str(self.new_checkpoint)
-        self.viewer.add_labels(data, **kwargs)
-        self.panel.done(comparison.summary())
+        self.panel.in_turns(lambda: self.viewer.add_labels(data, **kwargs),
+                            lambda: self.panel.done(comparison.summary()))

@@ -167,19 +167,23 @@ class FuseWidget(QWidget):
         reg = result.registration
         geo = geometry_kwargs(reg.resampled.geometry)
         moved = reg.resampled
-        self.viewer.add_image(
+        add = self.viewer.add_image
+        # one layer per event-loop turn: the window repaints between napari's layer additions
+        steps = [lambda: add(
             moved.array, name=unique_layer_name(self.viewer, f"{moving_name} registered"),
             colormap="hot" if modality == "PT" else "magenta", blending="additive",
-            contrast_limits=default_contrast_limits(moved.array, modality), **geo)
+            contrast_limits=default_contrast_limits(moved.array, modality), **geo)]
         if result.fused is not None:
-            self.viewer.add_image(
-                result.fused.array, name=unique_layer_name(self.viewer, "fused"),
-                colormap="gray", **geo)
-        self.viewer.add_image(
+            fused = result.fused
+            steps.append(lambda: add(fused.array, name=unique_layer_name(self.viewer, "fused"),
+                                     colormap="gray", **geo))
+        steps.append(lambda: add(
             result.checkerboard.array, name=unique_layer_name(self.viewer, "checkerboard"),
-            colormap="gray", visible=False, **geo)
-        self.viewer.add_image(
+            colormap="gray", visible=False, **geo))
+        steps.append(lambda: add(
             result.difference.array, name=unique_layer_name(self.viewer, "difference"),
-            colormap="bwr", contrast_limits=(-1.0, 1.0), visible=False, **geo)
-        self.panel.done(f"{reg.kind}, mutual information {reg.initial_metric:.3f} -> "
-                        f"{reg.final_metric:.3f} (lower is better)")
+            colormap="bwr", contrast_limits=(-1.0, 1.0), visible=False, **geo))
+        steps.append(lambda: self.panel.done(
+            f"{reg.kind}, mutual information {reg.initial_metric:.3f} -> "
+            f"{reg.final_metric:.3f} (lower is better)"))
+        self.panel.in_turns(*steps)

@@ -13,6 +13,7 @@ cancels, also while the canvas has focus.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -285,13 +286,21 @@ class SegmentWidget(QWidget):
         data, kwargs, _ = label_layer_data(result.labels)
         kwargs["name"] = unique_layer_name(self.viewer, f"{names[0]} [{names[1]}]")
         kwargs["metadata"][MODEL_KEY] = source
-        self.viewer.add_labels(data, **kwargs)
-        if result.probabilities is not None:
-            foreground = (1.0 - result.probabilities[0].astype(np.float32))
+
+        def add_probability(probabilities: np.ndarray) -> None:
+            foreground = (1.0 - probabilities[0].astype(np.float32))
             geo = geometry_kwargs(result.labels.geometry)
             self.viewer.add_image(
                 foreground, name=unique_layer_name(self.viewer, f"{kwargs['name']} probability"),
                 colormap="magma", blending="additive", contrast_limits=(0.0, 1.0), **geo)
-        counts = np.bincount(result.labels.array.ravel())
-        found = sum(1 for i, n in enumerate(counts) if i and n)
-        self.panel.done(f"{found} class(es) found by {names[1]} on {result.device}")
+
+        def summary() -> None:
+            counts = np.bincount(result.labels.array.ravel())
+            found = sum(1 for i, n in enumerate(counts) if i and n)
+            self.panel.done(f"{found} class(es) found by {names[1]} on {result.device}")
+
+        # one layer per event-loop turn: the window repaints between napari's layer additions
+        steps = [lambda: self.viewer.add_labels(data, **kwargs)]
+        if result.probabilities is not None:
+            steps.append(functools.partial(add_probability, result.probabilities))
+        self.panel.in_turns(*steps, summary)
