@@ -25,6 +25,7 @@ import numpy as np
 from qtpy.QtWidgets import QApplication
 
 import napari
+from napari_medseg._napari.jobs import warm_up_in_background
 from napari_medseg._napari.launch import open_viewer
 from napari_medseg._napari.responsiveness import StallMeter
 
@@ -48,6 +49,8 @@ class StepRecord:
     screenshot: Path | None = None
     canvas_std: float = 0.0
     culprit: list[str] = field(default_factory=list)  # GUI-thread stack in the longest stall
+    work_stall_ms: float = 0.0  # the longest stall while the job worked
+    show_stall_ms: float = 0.0  # ... while its result was added to the viewer
 
 
 @dataclass
@@ -99,8 +102,12 @@ class Journey:
             time.sleep(0.002)
 
     def step(self, name: str, action: Callable[[], Callable[[], bool] | None],
-             *, background: bool) -> StepRecord:
-        """Run ``action``; if it returns a predicate, wait for it (the job's end)."""
+             *, background: bool, runner: Any = None) -> StepRecord:
+        """Run ``action``; if it returns a predicate, wait for it (the job's end).
+
+        With the job's ``runner``, stalls while the job works and while its result is added
+        to the viewer (napari's layer creation) are recorded apart.
+        """
         meter = StallMeter(where=self.where)
         meter.start()
         start = time.perf_counter()
@@ -109,9 +116,12 @@ class Journey:
             self.wait_until(finished, name)
         seconds = time.perf_counter() - start
         meter.stop()
+        if runner is not None and runner.showing_since is not None:
+            meter.split_at(runner.showing_since)
         self.settle()
         record = StepRecord(name=name, seconds=seconds, longest_stall_ms=meter.longest_ms,
-                            background=background, culprit=meter.culprit)
+                            background=background, culprit=meter.culprit,
+                            work_stall_ms=meter.work_ms, show_stall_ms=meter.show_ms)
         canvas = self.viewer.screenshot(canvas_only=True, flash=False)
         record.canvas_std = float(canvas[..., :3].mean(axis=-1).std())
         if self.shots is not None:
@@ -126,7 +136,9 @@ class Journey:
 
     # ---------------------------------------------------------------- the journey
     def open_scan(self) -> StepRecord:
-        return self.step("open", lambda: None, background=False)
+        # a person looks at the scan a few seconds before pressing Segment: the widgets' import
+        # warm-up (jobs.warm_up_in_background) runs then, and its stalls are counted here
+        return self.step("open", lambda: warm_up_in_background().is_set, background=False)
 
     def segment(self) -> StepRecord:
         widget = self.dock("Segment")
@@ -138,7 +150,7 @@ class Journey:
             widget.segment()
             return lambda: not widget.runner.running
 
-        record = self.step("segment", run, background=True)
+        record = self.step("segment", run, background=True, runner=widget.runner)
         self.prediction = self.viewer.layers[-1]
         return record
 
@@ -174,7 +186,7 @@ class Journey:
             widget.finetune()
             return lambda: not widget.runner.running
 
-        return self.step("finetune", run, background=True)
+        return self.step("finetune", run, background=True, runner=widget.runner)
 
     def resegment(self) -> StepRecord:
         widget = self.dock("Correct and fine-tune")
@@ -183,7 +195,7 @@ class Journey:
             widget.resegment()
             return lambda: not widget.runner.running
 
-        record = self.step("resegment", run, background=True)
+        record = self.step("resegment", run, background=True, runner=widget.runner)
         self.resegmented = self.viewer.layers[-1]
         return record
 
@@ -199,7 +211,7 @@ class Journey:
             widget.run()
             return lambda: not widget.runner.running and widget.evaluation is not None
 
-        return self.step("evaluate", run, background=True)
+        return self.step("evaluate", run, background=True, runner=widget.runner)
 
     def fuse(self) -> StepRecord:
         self.second = self.viewer.open(str(SECOND_SCAN), plugin=PLUGIN)[0]
@@ -213,7 +225,7 @@ class Journey:
             widget.run()
             return lambda: not widget.runner.running
 
-        record = self.step("fuse", run, background=True)
+        record = self.step("fuse", run, background=True, runner=widget.runner)
         self.second.visible = False
         return record
 

@@ -87,3 +87,22 @@ def test_a_failing_step_is_reported_and_the_next_ones_run(qtbot, monkeypatch) ->
     assert reported == ["the layer could not be added"]
     assert shown == ["next"]
     assert panel.status.value.startswith("failed after")
+
+
+def test_the_stall_meter_reports_work_and_result_display_apart(qtbot) -> None:
+    from napari_medseg._napari.responsiveness import StallMeter
+
+    meter = StallMeter()
+    meter.start()
+    qtbot.wait(30)
+    time.sleep(0.15)  # the GUI thread blocked while the job "worked"
+    qtbot.wait(30)
+    work_ended = time.perf_counter()
+    qtbot.wait(30)
+    time.sleep(0.3)  # ... and while its result was "shown"
+    qtbot.wait(30)
+    meter.stop()
+    meter.split_at(work_ended)
+    assert 140 <= meter.work_ms < 290
+    assert meter.show_ms >= 290
+    assert meter.longest_ms == meter.show_ms

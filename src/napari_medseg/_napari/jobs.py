@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
@@ -35,6 +37,7 @@ class JobRunner:
         self.cancelled = False
         self._turns: deque[Callable[[], None]] = deque()
         self._showing = False  # the job's work is done; its result is being shown
+        self.showing_since: float | None = None  # perf_counter() when the last job's work ended
 
     @property
     def running(self) -> bool:
@@ -65,6 +68,7 @@ class JobRunner:
             return None
         self.cancelled = False
         self._turns.clear()
+        self.showing_since = None
 
         def run() -> Generator[Event, None, Any]:
             _warm_layer_imports()
@@ -87,6 +91,7 @@ class JobRunner:
 
         def finished() -> None:
             self._showing = True
+            self.showing_since = time.perf_counter()
             self._next_turn(on_finished)
 
         worker = create_worker(run, _start_thread=False, _ignore_errors=True)
@@ -123,6 +128,35 @@ class JobRunner:
         if self.worker is not None and not self._showing:
             self.cancelled = True
             self.worker.quit()
+
+
+_WARMED = threading.Event()
+_WARMING: list[threading.Thread] = []
+
+
+def warm_up_in_background() -> threading.Event:
+    """Import, once per process and in a daemon thread, what the first job would otherwise
+    import while the GUI thread waits for the GIL; returns an event set when done.
+
+    ``torch.optim``'s optimizers import torch's compiler stack (``torch._dynamo``: 2.4 s on 2
+    cores) on their first use, and some of that import holds the GIL for 0.2-0.5 s at a
+    time: done inside the first fine-tune it froze the window that long.  Started when the
+    widgets are created, it runs while a person looks at the freshly opened scan.
+    """
+    if not _WARMING:
+
+        def warm() -> None:
+            try:
+                _warm_layer_imports()
+                with contextlib.suppress(Exception):
+                    import torch._dynamo  # noqa: F401
+            finally:
+                _WARMED.set()
+
+        thread = threading.Thread(target=warm, name="napari-medseg-warm-up", daemon=True)
+        _WARMING.append(thread)
+        thread.start()
+    return _WARMED
 
 
 def _warm_layer_imports() -> None:

@@ -23,6 +23,8 @@ class StallMeter:
                  threshold_ms: float = 50.0) -> None:
         self.interval_ms = interval_ms
         self.gaps: list[float] = []
+        self._ends: list[float] = []
+        self._split: int | None = None
         self.culprit: list[str] = []  # the GUI thread's innermost frames in the longest gap
         self.stalls: list[tuple[float, list[str]]] = []  # every gap over the threshold
         self._last = 0.0
@@ -39,6 +41,8 @@ class StallMeter:
 
     def start(self) -> None:
         self.gaps.clear()
+        self._ends.clear()
+        self._split = None
         self.culprit = []
         self.stalls = []
         self._last = time.perf_counter()
@@ -69,6 +73,7 @@ class StallMeter:
                     self.stalls.append((gap, middle))
             self._samples = []
         self.gaps.append(gap)
+        self._ends.append(now)
         self._last = now
 
     def _watch(self) -> None:
@@ -82,6 +87,22 @@ class StallMeter:
                      for f in traceback.extract_stack(frame)[-12:]]
             with self._lock:
                 self._samples.append(stack)
+
+    def split_at(self, when: float) -> None:
+        """Report the gaps that ended by ``when`` (a ``perf_counter()`` time: the end of a
+        job's work) apart from the later ones (showing its result): :attr:`work_ms`,
+        :attr:`show_ms`.  A gap spanning ``when`` counts as a later one."""
+        self._split = sum(1 for end in self._ends if end <= when)
+
+    @property
+    def work_ms(self) -> float:
+        """The longest gap before :meth:`split` (all of them if it was not called)."""
+        return max(self.gaps[:self._split], default=0.0)
+
+    @property
+    def show_ms(self) -> float:
+        """The longest gap after :meth:`split` (0 if it was not called)."""
+        return 0.0 if self._split is None else max(self.gaps[self._split:], default=0.0)
 
     @property
     def longest_ms(self) -> float:

@@ -431,16 +431,15 @@ class FinetuneWidget(QWidget):
 
         if self.result is None or self.runner.running:
             return
-        try:
-            after = Predictor(self.result.model, self.result.spec, device=self.device.value)
-            before = Predictor.load(self.source, device=self.device.value)
-        except (MedsegError, OSError, ValueError, RuntimeError) as exc:  # e.g. parent deleted
-            report(exc, context="re-segment")
-            return
+        result, source, device = self.result, self.source, self.device.value
 
         def job() -> Generator[Event, None, Any]:
             yield Progress(stage="re-segment", done=0, total=2, message="segmenting")
             with gui_friendly_threads():
+                # built here, not in the GUI thread: loading the parent checkpoint took 0.17 s
+                # (a missing or damaged parent is reported by the panel like any job error)
+                after = Predictor(result.model, result.spec, device=device)
+                before = Predictor.load(source, device=device)
                 prediction = after.predict(self.volume.scans)
                 yield Progress(stage="re-segment", done=1, total=2, message="scoring")
                 comparison = before_after(before, after, self.volume)
