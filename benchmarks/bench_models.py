@@ -198,7 +198,7 @@ def _pairs(args: argparse.Namespace, sizes: dict[int, tuple[int, ...]]) -> list[
             entry: dict[str, Any] = {"ours": ours, "monai": monai_name, "dims": dims,
                                      "shape": shape[2:], "options": options,
                                      "monai_options": kwargs, "load_before": _load(),
-                                     "date": _now()}
+                                     "date": _now(), "pair_repeats": args.pair_repeats}
             for label, model in (("ours", mine), ("monai", theirs)):
                 entry[f"{label}_params"] = sum(p.numel() for p in model.parameters())
                 entry[f"{label}_flops"] = count_flops(model, shape)
@@ -280,6 +280,13 @@ def _line(row: dict[str, Any]) -> str:
             f"{row['load_after']:.1f}{flag}")
 
 
+def _repeats(results: dict[str, Any]) -> str:
+    """The runs per pair of the comparison rows, e.g. ``8`` or ``8 to 12``."""
+    counts = sorted({r.get("pair_repeats", results["pair_repeats"])
+                     for r in results["comparisons"]})
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+
+
 def _span(rows: list[dict[str, Any]]) -> str:
     """Dates and 1-minute load averages of a set of rows, for the table headers."""
     dates = sorted(r["date"] for r in rows if "date" in r)
@@ -337,7 +344,8 @@ def write_docs(results: dict[str, Any], path: Path) -> None:
         lines += [
             "", "## Ours vs MONAI, interleaved in one run (ratio < 1: ours is faster)", "",
             f"Same machine; measured {_span(results['comparisons'])}.  Each pair alternates "
-            f"ours and MONAI's run by run, {results['pair_repeats']} runs each; the ratio is "
+            f"ours and MONAI's run by run, {_repeats(results)} runs each (fewer for the 3D "
+            "giants, whose runs stop after 120 s); the ratio is "
             "that of the minima, in parentheses the median of the ratios of neighbouring runs "
             "(two estimates that a load change can sway differently).  Both networks are "
             "wrapped in the same `SizeAgnostic` padding (a no-op at these sizes).  Options as "
