@@ -137,7 +137,8 @@ class Journey:
     # ---------------------------------------------------------------- the journey
     def open_scan(self) -> StepRecord:
         # a person looks at the scan a few seconds before pressing Segment: the widgets' import
-        # warm-up (jobs.warm_up_in_background) runs then, and its stalls are counted here
+        # warm-up (jobs.warm_up_in_background, started when they were docked) finishes then;
+        # this step waits for it, and stalls it causes from here on are counted here
         return self.step("open", lambda: warm_up_in_background().is_set, background=False)
 
     def segment(self) -> StepRecord:

@@ -18,7 +18,7 @@ from magicgui.widgets import Container, Label, ProgressBar, PushButton, Widget
 from qtpy.QtWidgets import QSizePolicy
 
 from napari_medseg._napari import shortcuts
-from napari_medseg._napari.jobs import JobRunner, warm_up_in_background
+from napari_medseg._napari.jobs import JobRunner
 from napari_medseg._napari.notify import report, warn
 from napari_medseg.events import Event, Progress
 
@@ -53,7 +53,6 @@ class JobPanel(Container):
                  extra_buttons: Sequence[Widget] = (), shortcut: str | None = None,
                  idle_text: str = "") -> None:
         self.runner = JobRunner()
-        warm_up_in_background()
         if not run_tooltip:
             run_tooltip = f"{run_text} in the background"
         if shortcut is not None:

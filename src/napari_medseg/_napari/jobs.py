@@ -15,6 +15,7 @@ freezing for their sum, and the job counts as running until the last one is in.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import threading
 import time
@@ -36,8 +37,8 @@ class JobRunner:
         self.worker: GeneratorWorker | None = None
         self.cancelled = False
         self._turns: deque[Callable[[], None]] = deque()
-        self._showing = False  # the job's work is done; its result is being shown
         self.showing_since: float | None = None  # perf_counter() when the last job's work ended
+        warm_up_in_background()
 
     @property
     def running(self) -> bool:
@@ -71,7 +72,6 @@ class JobRunner:
         self.showing_since = None
 
         def run() -> Generator[Event, None, Any]:
-            _warm_layer_imports()
             try:
                 return (yield from job)
             finally:
@@ -90,7 +90,6 @@ class JobRunner:
                 on_done(result)
 
         def finished() -> None:
-            self._showing = True
             self.showing_since = time.perf_counter()
             self._next_turn(on_finished)
 
@@ -106,7 +105,6 @@ class JobRunner:
     def _next_turn(self, on_finished: Callable[[], None]) -> None:
         if not self._turns:
             self.worker = None
-            self._showing = False
             on_finished()
             return
         step = self._turns.popleft()
@@ -125,7 +123,8 @@ class JobRunner:
         Once the job's work is done and its layers are being added, there is nothing left to
         stop: the result is shown whole.
         """
-        if self.worker is not None and not self._showing:
+        showing = self.showing_since is not None  # the work is done, the result being shown
+        if self.worker is not None and not showing:
             self.cancelled = True
             self.worker.quit()
 
@@ -140,16 +139,18 @@ def warm_up_in_background() -> threading.Event:
 
     ``torch.optim``'s optimizers import torch's compiler stack (``torch._dynamo``: 2.4 s on 2
     cores) on their first use, and some of that import holds the GIL for 0.2-0.5 s at a
-    time: done inside the first fine-tune it froze the window that long.  Started when the
-    widgets are created, it runs while a person looks at the freshly opened scan.
+    time: done inside the first fine-tune it froze the window that long.  napari imports pandas
+    for the first Labels layer's features table (0.6 s of a 1.2 s first add here).  Started
+    when the widgets (their job runners) are created, the warm-up runs while a person looks at
+    the freshly opened scan.
     """
     if not _WARMING:
 
         def warm() -> None:
             try:
-                _warm_layer_imports()
-                with contextlib.suppress(Exception):
-                    import torch._dynamo  # noqa: F401
+                for module in ("pandas", "torch._dynamo"):
+                    with contextlib.suppress(Exception):
+                        importlib.import_module(module)
             finally:
                 _WARMED.set()
 
@@ -157,13 +158,6 @@ def warm_up_in_background() -> threading.Event:
         _WARMING.append(thread)
         thread.start()
     return _WARMED
-
-
-def _warm_layer_imports() -> None:
-    """Import in the worker what napari imports lazily on the GUI thread when it adds the first
-    Labels layer (pandas, for the layer's features table: 0.6 s of a 1.2 s first add here)."""
-    with contextlib.suppress(ImportError):
-        import pandas  # noqa: F401
 
 
 @contextlib.contextmanager

@@ -26,7 +26,6 @@ class StallMeter:
         self._ends: list[float] = []
         self._split: int | None = None
         self.culprit: list[str] = []  # the GUI thread's innermost frames in the longest gap
-        self.stalls: list[tuple[float, list[str]]] = []  # every gap over the threshold
         self._last = 0.0
         self._timer = QTimer()
         self._timer.setInterval(interval_ms)
@@ -44,7 +43,6 @@ class StallMeter:
         self._ends.clear()
         self._split = None
         self.culprit = []
-        self.stalls = []
         self._last = time.perf_counter()
         self._gui_thread = threading.get_ident()
         self._timer.start()
@@ -65,12 +63,8 @@ class StallMeter:
         now = time.perf_counter()
         gap = (now - self._last) * 1000.0
         with self._lock:
-            if self._samples:
-                middle = self._samples[len(self._samples) // 2]
-                if gap > self.longest_ms:
-                    self.culprit = middle
-                if gap > self._threshold_s * 1000.0:
-                    self.stalls.append((gap, middle))
+            if self._samples and gap > self.longest_ms:
+                self.culprit = self._samples[len(self._samples) // 2]
             self._samples = []
         self.gaps.append(gap)
         self._ends.append(now)
@@ -96,12 +90,12 @@ class StallMeter:
 
     @property
     def work_ms(self) -> float:
-        """The longest gap before :meth:`split` (all of them if it was not called)."""
+        """The longest gap before :meth:`split_at` (all of them if it was not called)."""
         return max(self.gaps[:self._split], default=0.0)
 
     @property
     def show_ms(self) -> float:
-        """The longest gap after :meth:`split` (0 if it was not called)."""
+        """The longest gap after :meth:`split_at` (0 if it was not called)."""
         return 0.0 if self._split is None else max(self.gaps[self._split:], default=0.0)
 
     @property

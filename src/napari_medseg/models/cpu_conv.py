@@ -251,30 +251,27 @@ def _torch_takes_reference_3d(x: torch.Tensor, weight: torch.Tensor, groups: int
     return groups == 1 and not large_kernel and n == 1 and n * c * d * h <= 20480
 
 
-class Conv2d(nn.Conv2d):
+class _FastConv:
+    """The CPU fast paths of this module for a ``Conv2d``/``Conv3d`` subclass."""
+
+    _fast_path: str
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._fast_path = _conv_path(self)  # type: ignore[arg-type]
+
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor,
+                      bias: torch.Tensor | None) -> torch.Tensor:
+        y = _conv(self, input, weight, bias)  # type: ignore[arg-type]
+        return super()._conv_forward(input, weight, bias) if y is None else y  # type: ignore[misc]
+
+
+class Conv2d(_FastConv, nn.Conv2d):
     """``nn.Conv2d`` with the CPU fast paths of this module (1x1, kernel = stride)."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._fast_path = _conv_path(self)
 
-    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor,
-                      bias: torch.Tensor | None) -> torch.Tensor:
-        y = _conv(self, input, weight, bias)
-        return super()._conv_forward(input, weight, bias) if y is None else y
-
-
-class Conv3d(nn.Conv3d):
+class Conv3d(_FastConv, nn.Conv3d):
     """``nn.Conv3d`` with the CPU fast paths of this module (1x1x1, kernel = stride, oneDNN)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._fast_path = _conv_path(self)
-
-    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor,
-                      bias: torch.Tensor | None) -> torch.Tensor:
-        y = _conv(self, input, weight, bias)
-        return super()._conv_forward(input, weight, bias) if y is None else y
 
 
 def _is_block_up(conv: _ConvTransposeNd) -> bool:
@@ -284,27 +281,25 @@ def _is_block_up(conv: _ConvTransposeNd) -> bool:
             and all(d == 1 for d in conv.dilation) and conv.padding_mode == "zeros")
 
 
-class ConvTranspose2d(nn.ConvTranspose2d):
+class _FastConvTranspose:
+    """The kernel = stride matrix-product form of this module for a ``ConvTranspose2d/3d``."""
+
+    _block_up: bool
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._block_up = _is_block_up(self)  # type: ignore[arg-type]
+
+    def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        weight, bias, stride = self.weight, self.bias, self.stride  # type: ignore[attr-defined]
+        if self._block_up and output_size is None and _fast_cpu(input, weight):
+            return up_conv(input, weight, bias, stride[0])
+        return super().forward(input, output_size)  # type: ignore[misc]
+
+
+class ConvTranspose2d(_FastConvTranspose, nn.ConvTranspose2d):
     """``nn.ConvTranspose2d`` whose kernel = stride form is a matrix product on CPU."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._block_up = _is_block_up(self)
 
-    def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if self._block_up and output_size is None and _fast_cpu(input, self.weight):
-            return up_conv(input, self.weight, self.bias, self.stride[0])
-        return super().forward(input, output_size)
-
-
-class ConvTranspose3d(nn.ConvTranspose3d):
+class ConvTranspose3d(_FastConvTranspose, nn.ConvTranspose3d):
     """``nn.ConvTranspose3d`` whose kernel = stride form is a matrix product on CPU."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._block_up = _is_block_up(self)
-
-    def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if self._block_up and output_size is None and _fast_cpu(input, self.weight):
-            return up_conv(input, self.weight, self.bias, self.stride[0])
-        return super().forward(input, output_size)
