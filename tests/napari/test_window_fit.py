@@ -45,6 +45,8 @@ KNOWN_CUT = {
 
 @pytest.fixture(scope="module", params=SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def report(request, tmp_path_factory):
+    if shutil.which("Xvfb") is None:
+        pytest.skip("needs Xvfb for a virtual screen of each size (Linux: apt install xvfb)")
     from pyvirtualdisplay.display import Display
 
     width, height = request.param
@@ -56,6 +58,7 @@ def report(request, tmp_path_factory):
         env = {
             **os.environ,
             "DISPLAY": f":{display.display}",
+            "QT_QPA_PLATFORM": "xcb",
             "NAPARI_CONFIG": str(out / "napari" / "settings.yaml"),
             "NAPARI_MEDSEG_CONFIG_DIR": str(out / "medseg-config"),
             "NAPARI_MEDSEG_MODELS": str(out / "models"),
