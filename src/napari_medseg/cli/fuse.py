@@ -30,8 +30,8 @@ from napari_medseg.fusion import (
     resample_to,
     save_transform,
 )
-from napari_medseg.fusion.grid import check_overlap
 from napari_medseg.fusion.transforms import TRANSFORM_SUFFIXES
+from napari_medseg.geometry.grid import check_overlap
 from napari_medseg.io import read_label_map, read_scan, write_label_map, write_scan
 from napari_medseg.io.atomic import check_can_write
 from napari_medseg.io.formats import check_writable_suffix

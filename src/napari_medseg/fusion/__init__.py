@@ -1,5 +1,8 @@
 """Modality fusion: registration and resampling, pixel-, feature- and decision-level fusion.
 
+Grids and resampling live in :mod:`napari_medseg.geometry` (inference and training use them
+too) and are re-exported here for fusion scripts.
+
 Qt-free: nothing here imports napari, Qt or magicgui.  Long operations are jobs
 (generators of :mod:`napari_medseg.events`) with a plain-function twin:
 
@@ -14,14 +17,6 @@ from napari_medseg.fusion.decision import (
     combine_labels,
     majority_vote,
     staple,
-)
-from napari_medseg.fusion.grid import (
-    Extent,
-    Grid,
-    check_overlap,
-    overlap_fraction,
-    physical_extent,
-    require_same_grid,
 )
 from napari_medseg.fusion.normalise import NORMALISATIONS, normalise
 from napari_medseg.fusion.pixel import (
@@ -47,9 +42,17 @@ from napari_medseg.fusion.registration import (
     register,
     register_job,
 )
-from napari_medseg.fusion.resample import resample_to
 from napari_medseg.fusion.transforms import load_transform, save_transform, transform_points
 from napari_medseg.fusion.views import checkerboard, difference
+from napari_medseg.geometry.grid import (
+    Extent,
+    Grid,
+    check_overlap,
+    overlap_fraction,
+    physical_extent,
+    require_same_grid,
+)
+from napari_medseg.geometry.resample import resample_to
 
 __all__ = [
     "FUSION_METHODS",

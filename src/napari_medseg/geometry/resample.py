@@ -14,7 +14,7 @@ from typing import Any, Literal, overload
 import numpy as np
 import SimpleITK as sitk
 
-from napari_medseg.fusion.grid import Grid, check_same_ndim
+from napari_medseg.geometry.grid import Grid, check_same_ndim
 from napari_medseg.io.itk import apply_geometry, scan_to_sitk
 from napari_medseg.scan import Geometry, LabelMap, Scan
 
