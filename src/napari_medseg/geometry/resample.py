@@ -137,13 +137,15 @@ def resample_to(
     if moving.array.dtype == np.bool_:
         result = result.astype(np.bool_)
     if isinstance(moving, LabelMap):
-        return LabelMap(array=result, geometry=grid.geometry, class_names=dict(moving.class_names))
+        return LabelMap(array=result, geometry=grid.geometry, class_names=dict(moving.class_names),
+                        display_name=moving.display_name)
     return Scan(
         array=result,
         geometry=grid.geometry,
         modality=moving.modality,
         metadata=dict(moving.metadata),
         source=moving.source,
+        display_name=moving.display_name,
     )
 
 

@@ -13,7 +13,7 @@ geometry bookkeeping, DICOM series grouping and sorting, and the checks on what 
 from napari_medseg.io.content import guess_modality, looks_like_label_map
 from napari_medseg.io.dicom import DicomSeriesInfo, list_dicom_series
 from napari_medseg.io.formats import READ_SUFFIXES, WRITE_SUFFIXES, Format, detect_format
-from napari_medseg.io.read import read_label_map, read_scan
+from napari_medseg.io.read import label_map_from_scan, read_label_map, read_scan
 from napari_medseg.io.write import write_label_map, write_scan
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "Format",
     "detect_format",
     "guess_modality",
+    "label_map_from_scan",
     "list_dicom_series",
     "looks_like_label_map",
     "read_label_map",

@@ -12,36 +12,21 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from magicgui.widgets import Container, PushButton, create_widget
 from qtpy.QtWidgets import QFileDialog, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 import napari
 from napari_medseg._napari import shortcuts
 from napari_medseg._napari.job_panel import JobPanel
-from napari_medseg._napari.layers import (
-    class_names_from_meta,
-    geometry_from_layer_meta,
-    layer_meta,
-)
+from napari_medseg._napari.layers import MODEL_KEY, labels_from_layer
 from napari_medseg._napari.notify import report, warn
 from napari_medseg._napari.settings import WidgetSettings
-from napari_medseg._napari.widgets.segment_widget import MODEL_KEY
 from napari_medseg.errors import MedsegError
 from napari_medseg.events import Event, Progress
 from napari_medseg.io.atomic import write_atomically
 from napari_medseg.metrics import Evaluation, evaluate
-from napari_medseg.scan import LabelMap
 
 COLUMNS = ("class", "Dice", "IoU", "HD95 mm", "ASSD mm", "pred ml", "truth ml")
-
-
-def _label_map(layer: Any) -> LabelMap:
-    meta = layer_meta(layer)
-    meta["features"] = layer.features
-    return LabelMap(array=np.asarray(layer.data),
-                    geometry=geometry_from_layer_meta(meta, layer.ndim),
-                    class_names=class_names_from_meta(meta))
 
 
 def _fmt(value: float) -> str:
@@ -107,7 +92,7 @@ class EvaluateWidget(QWidget):
             warn("choose two different labels layers: a prediction and a reference")
             return
         try:
-            a, b = _label_map(pred), _label_map(truth)
+            a, b = labels_from_layer(pred), labels_from_layer(truth)
         except MedsegError as exc:
             report(exc)
             return

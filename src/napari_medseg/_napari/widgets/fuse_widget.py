@@ -24,7 +24,12 @@ from superqt import QCollapsible
 import napari
 from napari_medseg._napari import shortcuts
 from napari_medseg._napari.job_panel import JobPanel
-from napari_medseg._napari.layers import geometry_kwargs, scan_from_layer, unique_layer_name
+from napari_medseg._napari.layers import (
+    add_layer_data,
+    scan_from_layer,
+    scan_layer_data,
+    unique_layer_name,
+)
 from napari_medseg._napari.notify import report, warn
 from napari_medseg._napari.settings import WidgetSettings
 from napari_medseg.display import default_contrast_limits
@@ -165,24 +170,22 @@ class FuseWidget(QWidget):
     def _add_layers(self, result: FuseResult, modality: str, moving_name: str) -> None:
         self.last_result = result
         reg = result.registration
-        geo = geometry_kwargs(reg.resampled.geometry)
-        moved = reg.resampled
-        add = self.viewer.add_image
+
+        def add(scan: Scan, name: str, **display: Any) -> None:
+            add_layer_data(self.viewer, scan_layer_data(
+                scan, name=unique_layer_name(self.viewer, name), **display))
+
         # one layer per event-loop turn: the window repaints between napari's layer additions
         steps = [lambda: add(
-            moved.array, name=unique_layer_name(self.viewer, f"{moving_name} registered"),
+            reg.resampled, f"{moving_name} registered",
             colormap="hot" if modality == "PT" else "magenta", blending="additive",
-            contrast_limits=default_contrast_limits(moved.array, modality), **geo)]
+            contrast_limits=default_contrast_limits(reg.resampled.array, modality))]
         if result.fused is not None:
             fused = result.fused
-            steps.append(lambda: add(fused.array, name=unique_layer_name(self.viewer, "fused"),
-                                     colormap="gray", **geo))
-        steps.append(lambda: add(
-            result.checkerboard.array, name=unique_layer_name(self.viewer, "checkerboard"),
-            colormap="gray", visible=False, **geo))
-        steps.append(lambda: add(
-            result.difference.array, name=unique_layer_name(self.viewer, "difference"),
-            colormap="bwr", contrast_limits=(-1.0, 1.0), visible=False, **geo))
+            steps.append(lambda: add(fused, "fused"))
+        steps.append(lambda: add(result.checkerboard, "checkerboard", visible=False))
+        steps.append(lambda: add(result.difference, "difference", colormap="bwr",
+                                 contrast_limits=(-1.0, 1.0), visible=False))
         steps.append(lambda: self.panel.done(
             f"{reg.kind}, mutual information {reg.initial_metric:.3f} -> "
             f"{reg.final_metric:.3f} (lower is better)"))

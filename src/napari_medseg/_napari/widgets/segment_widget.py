@@ -38,9 +38,11 @@ from napari_medseg._napari.job_panel import JobPanel
 from napari_medseg._napari.jobs import gui_friendly_threads
 from napari_medseg._napari.layers import (
     MODALITY_KEY,
-    geometry_kwargs,
+    MODEL_KEY,
+    add_layer_data,
     label_layer_data,
     scan_from_layer,
+    scan_layer_data,
     unique_layer_name,
 )
 from napari_medseg._napari.notify import report, warn
@@ -58,8 +60,7 @@ from napari_medseg.inference.catalog import CheckpointEntry, suggest_checkpoint
 from napari_medseg.scan import Scan
 
 FROM_FILE = "checkpoint file..."
-#: Labels layer metadata: the checkpoint that made them (Fine-tune starts from it).
-MODEL_KEY = "medseg_model"
+__all__ = ["FROM_FILE", "MODEL_KEY", "SegmentWidget", "device_choices", "model_for"]
 
 
 def device_choices() -> list[str]:
@@ -283,16 +284,15 @@ class SegmentWidget(QWidget):
 
     def _add_result(self, result: Prediction, names: tuple[str, str], source: str = "") -> None:
         self.last_prediction = result
-        data, kwargs, _ = label_layer_data(result.labels)
-        kwargs["name"] = unique_layer_name(self.viewer, f"{names[0]} [{names[1]}]")
-        kwargs["metadata"][MODEL_KEY] = source
+        name = unique_layer_name(self.viewer, f"{names[0]} [{names[1]}]")
+        labels = label_layer_data(result.labels, name=name, metadata={MODEL_KEY: source})
 
         def add_probability(probabilities: np.ndarray) -> None:
-            foreground = (1.0 - probabilities[0].astype(np.float32))
-            geo = geometry_kwargs(result.labels.geometry)
-            self.viewer.add_image(
-                foreground, name=unique_layer_name(self.viewer, f"{kwargs['name']} probability"),
-                colormap="magma", blending="additive", contrast_limits=(0.0, 1.0), **geo)
+            foreground = Scan(array=1.0 - probabilities[0].astype(np.float32),
+                              geometry=result.labels.geometry)
+            add_layer_data(self.viewer, scan_layer_data(
+                foreground, name=unique_layer_name(self.viewer, f"{name} probability"),
+                colormap="magma", blending="additive", contrast_limits=(0.0, 1.0)))
 
         def summary() -> None:
             counts = np.bincount(result.labels.array.ravel())
@@ -300,7 +300,7 @@ class SegmentWidget(QWidget):
             self.panel.done(f"{found} class(es) found by {names[1]} on {result.device}")
 
         # one layer per event-loop turn: the window repaints between napari's layer additions
-        steps = [lambda: self.viewer.add_labels(data, **kwargs)]
+        steps = [lambda: add_layer_data(self.viewer, labels)]
         if result.probabilities is not None:
             steps.append(functools.partial(add_probability, result.probabilities))
         self.panel.in_turns(*steps, summary)
