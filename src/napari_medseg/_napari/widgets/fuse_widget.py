@@ -18,22 +18,17 @@ from magicgui.widgets import (
     SpinBox,
     create_widget,
 )
-from qtpy.QtWidgets import QVBoxLayout, QWidget
-from superqt import QCollapsible
 
 import napari
-from napari_medseg._napari import shortcuts
-from napari_medseg._napari.job_panel import JobPanel
+from napari_medseg._napari.job_widget import JobStart, JobWidget
 from napari_medseg._napari.layers import (
     add_layer_data,
     scan_from_layer,
     scan_layer_data,
     unique_layer_name,
 )
-from napari_medseg._napari.notify import report, warn
-from napari_medseg._napari.settings import WidgetSettings
+from napari_medseg._napari.notify import warn
 from napari_medseg.display import default_contrast_limits
-from napari_medseg.errors import MedsegError
 from napari_medseg.events import Event
 from napari_medseg.fusion import (
     FUSION_METHODS,
@@ -79,12 +74,18 @@ def fuse_pipeline(fixed: Scan, moving: Scan, registration: RegistrationOptions,
     )
 
 
-class FuseWidget(QWidget):
+class FuseWidget(JobWidget):
     """Register and fuse two image layers without blocking the viewer."""
 
+    section = "fuse"
+    run_text = "Register and fuse"
+    run_tooltip = ("Register the moving scan onto the fixed one, then fuse them "
+                   "(in the background)")
+    idle_text = "Choose a fixed and a moving scan, then press Register and fuse"
+    busy_text = "a registration"
+
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__()
-        self.viewer = viewer
+        super().__init__(viewer)
         self.last_result: FuseResult | None = None
         self.fixed = create_widget(annotation=napari.layers.Image, label="fixed")
         self.fixed.tooltip = "Reference scan: results are placed on its grid"
@@ -108,64 +109,34 @@ class FuseWidget(QWidget):
                                tooltip="Blocks per axis of the checkerboard view")
         self.advanced = Container(widgets=[self.init, self.levels, self.detail_rule,
                                            self.squares])
-        fold = QCollapsible("Advanced")
-        fold.toggleButton().setToolTip("Registration start, pyramid levels, checkerboard")
-        fold.addWidget(self.advanced.native)
-
-        self.panel = JobPanel(
-            "Register and fuse",
-            run_tooltip="Register the moving scan onto the fixed one, then fuse them "
-                        "(in the background)",
-            idle_text="Choose a fixed and a moving scan, then press Register and fuse")
-        self.runner = self.panel.runner
-        self.run_button, self.cancel_button = self.panel.run_button, self.panel.cancel_button
-        self.progress, self.status = self.panel.progress, self.panel.status
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.main.native)
-        layout.addWidget(fold)
-        layout.addWidget(self.panel.native)
-        layout.addStretch(1)
-        self.run_button.clicked.connect(self.run)
-        self.settings = WidgetSettings("fuse")
-        self.settings.bind({name: getattr(self, name) for name in REMEMBERED})
-        shortcuts.bind(viewer, shortcuts.CANCEL, self.panel.cancel, every=True)
+        self.add_controls(self.main)
+        self.add_advanced(self.advanced,
+                          tooltip="Registration start, pyramid levels, checkerboard")
+        self.remember(*REMEMBERED)
 
     def reset_choices(self, *_: Any) -> None:
         """Refresh the layer lists (napari calls this when layers change); with two scans or
         more, fixed and moving start as different ones."""
-        self.main.reset_choices()
+        super().reset_choices()
         images = [layer for layer in self.viewer.layers
                   if isinstance(layer, napari.layers.Image)]
         if self.fixed.value is self.moving.value and len(images) > 1:
             self.moving.value = next(i for i in images if i is not self.fixed.value)
 
-    def run(self) -> None:
-        if self.runner.running:
-            warn("a registration is already running; wait for it or press Cancel")
-            return
+    def prepare(self) -> JobStart | None:
         fixed_layer, moving_layer = self.fixed.value, self.moving.value
         if fixed_layer is None or moving_layer is None or fixed_layer is moving_layer:
             warn("choose two different image layers: a fixed and a moving scan")
-            return
-        try:
-            fixed, moving = scan_from_layer(fixed_layer), scan_from_layer(moving_layer)
-            registration = RegistrationOptions(kind=self.kind.value,
-                                               initialisation=self.init.value)
-            fusion = None if self.method.value == NO_FUSION else FusionOptions(
-                method=self.method.value, levels=int(self.levels.value),
-                detail_rule=self.detail_rule.value)
-        except (MedsegError, ValueError) as exc:
-            report(exc)
-            return
-        self.panel.start(
+            return None
+        fixed, moving = scan_from_layer(fixed_layer), scan_from_layer(moving_layer)
+        registration = RegistrationOptions(kind=self.kind.value, initialisation=self.init.value)
+        fusion = None if self.method.value == NO_FUSION else FusionOptions(
+            method=self.method.value, levels=int(self.levels.value),
+            detail_rule=self.detail_rule.value)
+        return JobStart(
             fuse_pipeline(fixed, moving, registration, fusion, int(self.squares.value)),
-            on_done=lambda r: self._add_layers(r, moving.modality, moving_layer.name),
-            context="fuse",
             text=f"Registering {moving_layer.name} onto {fixed_layer.name}",
-        )
-
-    def cancel(self) -> None:
-        self.panel.cancel()
+            on_done=lambda r: self._add_layers(r, moving.modality, moving_layer.name))
 
     def _add_layers(self, result: FuseResult, modality: str, moving_name: str) -> None:
         self.last_result = result
@@ -186,7 +157,5 @@ class FuseWidget(QWidget):
         steps.append(lambda: add(result.checkerboard, "checkerboard", visible=False))
         steps.append(lambda: add(result.difference, "difference", colormap="bwr",
                                  contrast_limits=(-1.0, 1.0), visible=False))
-        steps.append(lambda: self.panel.done(
-            f"{reg.kind}, mutual information {reg.initial_metric:.3f} -> "
-            f"{reg.final_metric:.3f} (lower is better)"))
-        self.panel.in_turns(*steps)
+        self.present(*steps, outcome=f"{reg.kind}, mutual information {reg.initial_metric:.3f} "
+                                  f"-> {reg.final_metric:.3f} (lower is better)")

@@ -29,12 +29,10 @@ from magicgui.widgets import (
     SpinBox,
     create_widget,
 )
-from qtpy.QtWidgets import QVBoxLayout, QWidget
-from superqt import QCollapsible
 
 import napari
 from napari_medseg._napari import shortcuts
-from napari_medseg._napari.job_panel import JobPanel
+from napari_medseg._napari.job_widget import JobStart, JobWidget
 from napari_medseg._napari.jobs import gui_friendly_threads
 from napari_medseg._napari.layers import (
     MODALITY_KEY,
@@ -45,8 +43,7 @@ from napari_medseg._napari.layers import (
     scan_layer_data,
     unique_layer_name,
 )
-from napari_medseg._napari.notify import report, warn
-from napari_medseg._napari.settings import WidgetSettings
+from napari_medseg._napari.notify import warn
 from napari_medseg.errors import MedsegError
 from napari_medseg.events import Event, Progress
 from napari_medseg.inference import (
@@ -92,12 +89,18 @@ REMEMBERED = ("model", "model_file", "device", "tile", "overlap", "batch", "tta"
               "probabilities", "largest", "fill_holes", "min_size")
 
 
-class SegmentWidget(QWidget):
+class SegmentWidget(JobWidget):
     """Segment the selected scan(s) with a checkpoint, without blocking the viewer."""
 
+    section = "segment"
+    run_text = "Segment"
+    run_tooltip = "Run the model (in the background)"
+    idle_text = "Choose the scan and a model, then press Segment"
+    shortcut = shortcuts.SEGMENT
+    busy_text = "a segmentation"
+
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__()
-        self.viewer = viewer
+        super().__init__(viewer)
         self._predictors: dict[tuple[str, str], Predictor] = {}
         self.last_prediction: Prediction | None = None
 
@@ -135,38 +138,22 @@ class SegmentWidget(QWidget):
         self.advanced = Container(widgets=[
             self.tile, self.overlap, self.batch, self.tta, self.slice_axis, self.probabilities,
             self.largest, self.fill_holes, self.min_size])
-        fold = QCollapsible("Advanced")
-        fold.toggleButton().setToolTip("Tiling, test-time augmentation and post-processing")
-        fold.addWidget(self.advanced.native)
+        self.add_controls(self.main)
+        self.add_advanced(self.advanced,
+                          tooltip="Tiling, test-time augmentation and post-processing")
+        self.segment_button = self.run_button
 
-        self.panel = JobPanel("Segment", run_tooltip="Run the model (in the background)",
-                              shortcut=shortcuts.SEGMENT,
-                              idle_text="Choose the scan and a model, then press Segment")
-        self.runner = self.panel.runner
-        self.segment_button, self.cancel_button = self.panel.run_button, self.panel.cancel_button
-        self.progress, self.status = self.panel.progress, self.panel.status
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.main.native)
-        layout.addWidget(fold)
-        layout.addWidget(self.panel.native)
-        layout.addStretch(1)
-
-        self.segment_button.clicked.connect(self.segment)
         self.model.changed.connect(self._on_model)
-        self.settings = WidgetSettings("segment")
-        self.settings.bind({name: getattr(self, name) for name in REMEMBERED})
+        self.remember(*REMEMBERED)
         self.images.changed.connect(self._describe_scan_rows)
         self.images.changed.connect(self._suggest_model)
         self._describe_scan_rows()
         self._on_model()
-        shortcuts.bind(viewer, shortcuts.SEGMENT, self.segment)
-        shortcuts.bind(viewer, shortcuts.CANCEL, self.panel.cancel, every=True)
 
     # ---------------------------------------------------------------- choices
     def reset_choices(self, *_: Any) -> None:
         """Refresh layer and model lists (napari calls this when layers change)."""
-        self.main.reset_choices()
+        super().reset_choices()
         if not self.images.value:
             images = [layer for layer in self.viewer.layers
                       if isinstance(layer, napari.layers.Image)]
@@ -252,35 +239,25 @@ class SegmentWidget(QWidget):
 
     def segment(self) -> None:
         """Start a run with the current choices (refused while one runs)."""
-        if self.runner.running:
-            warn("a segmentation is already running; wait for it or press Cancel")
-            return
+        self.run()
+
+    def prepare(self) -> JobStart | None:
         layers = list(self.images.value or [])
         if not layers:
             warn("select the image layer(s) to segment")
-            return
-        try:
-            scans = [scan_from_layer(layer) for layer in layers]
-            options = self.options()
-            source = self.model_source()
-            if source in ("", ".", FROM_FILE):
-                msg = "choose a model, or a checkpoint file"
-                raise MedsegError(msg)
-        except MedsegError as exc:
-            report(exc)
-            return
+            return None
+        scans = [scan_from_layer(layer) for layer in layers]
+        options = self.options()
+        source = self.model_source()
+        if source in ("", ".", FROM_FILE):
+            msg = "choose a model, or a checkpoint file"
+            raise MedsegError(msg)
         names = (layers[0].name, Path(source).name.removesuffix(".safetensors"))
         modality = scans[0].modality
         what = names[0] if modality in ("", "unknown") else f"{names[0]} ({modality})"
-        self.panel.start(
-            self._job(source, scans, options),
-            on_done=lambda result: self._add_result(result, names, source),
-            context="segment",
-            text=f"Segmenting {what} with {names[1]}",
-        )
-
-    def cancel(self) -> None:
-        self.panel.cancel()
+        return JobStart(self._job(source, scans, options),
+                        text=f"Segmenting {what} with {names[1]}",
+                        on_done=lambda result: self._add_result(result, names, source))
 
     def _add_result(self, result: Prediction, names: tuple[str, str], source: str = "") -> None:
         self.last_prediction = result
@@ -294,13 +271,9 @@ class SegmentWidget(QWidget):
                 foreground, name=unique_layer_name(self.viewer, f"{name} probability"),
                 colormap="magma", blending="additive", contrast_limits=(0.0, 1.0)))
 
-        def summary() -> None:
-            counts = np.bincount(result.labels.array.ravel())
-            found = sum(1 for i, n in enumerate(counts) if i and n)
-            self.panel.done(f"{found} class(es) found by {names[1]} on {result.device}")
-
-        # one layer per event-loop turn: the window repaints between napari's layer additions
         steps = [lambda: add_layer_data(self.viewer, labels)]
         if result.probabilities is not None:
             steps.append(functools.partial(add_probability, result.probabilities))
-        self.panel.in_turns(*steps, summary)
+        counts = np.bincount(result.labels.array.ravel())
+        found = sum(1 for i, n in enumerate(counts) if i and n)
+        self.present(*steps, outcome=f"{found} class(es) found by {names[1]} on {result.device}")
