@@ -165,3 +165,24 @@ def test_a_scan_read_from_a_label_file_becomes_its_label_map(tmp_path):
     assert label_values(np.array([[3, 0], [3, 9]], np.int32)) == [0, 3, 9]
     assert label_values(np.array([[3, 0], [3, 9]], np.uint16)) == [0, 3, 9]
     assert label_values(np.zeros((0, 2), np.uint8)) == [0]
+
+
+def test_probabilities_are_one_multi_component_image_on_the_grid(tmp_path):
+    from napari_medseg.errors import ScanWriteError
+    from napari_medseg.io import write_probabilities
+
+    geometry = Geometry(spacing=(2.0, 0.8, 0.8), origin=(10.0, -5.0, 3.0),
+                        direction=np.diag([1.0, -1.0, -1.0]))
+    rng = np.random.default_rng(0)
+    p = rng.random((3, 4, 5, 6)).astype(np.float16)
+    path = write_probabilities(p, geometry, tmp_path / "p.nrrd")
+    image = sitk.ReadImage(str(path))
+    assert image.GetNumberOfComponentsPerPixel() == 3
+    np.testing.assert_allclose(np.moveaxis(sitk.GetArrayFromImage(image), -1, 0), p, atol=1e-3)
+    assert geometry_of(image).is_close(geometry)
+    with pytest.raises(OutputExistsError):
+        write_probabilities(p, geometry, path)
+    with pytest.raises(ScanWriteError, match=r"\.nrrd or \.mha"):
+        write_probabilities(p, geometry, tmp_path / "p.nii.gz")
+    with pytest.raises(ValueError, match="classes"):
+        write_probabilities(p[0], geometry, tmp_path / "q.nrrd")

@@ -8,6 +8,9 @@ Qt-free: nothing here imports napari, Qt or magicgui.  Long operations are jobs
 
 >>> result = register(fixed, moving, options=RegistrationOptions(kind="rigid"))
 >>> fused = fuse([fixed, result.resampled], options=FusionOptions(method="wavelet"))
+
+:func:`register_and_fuse_job` is the whole verb (register, carry labels, fuse, views,
+quality) that ``napari-medseg fuse`` and the Fuse widget run.
 """
 
 from napari_medseg.fusion.channels import stack_channels
@@ -19,6 +22,7 @@ from napari_medseg.fusion.decision import (
     staple,
 )
 from napari_medseg.fusion.normalise import NORMALISATIONS, normalise
+from napari_medseg.fusion.pipeline import FuseResult, RegisterFuseOptions, register_and_fuse_job
 from napari_medseg.fusion.pixel import (
     FUSION_METHODS,
     FusionOptions,
@@ -61,9 +65,11 @@ __all__ = [
     "REGISTRATION_KINDS",
     "DecisionResult",
     "Extent",
+    "FuseResult",
     "FusionOptions",
     "FusionQuality",
     "Grid",
+    "RegisterFuseOptions",
     "RegistrationOptions",
     "RegistrationResult",
     "average_probabilities",
@@ -84,6 +90,7 @@ __all__ = [
     "physical_extent",
     "qabf",
     "register",
+    "register_and_fuse_job",
     "register_job",
     "require_same_grid",
     "resample_to",

@@ -1,14 +1,13 @@
-"""The Evaluate dock widget: Dice, IoU, HD95, ASSD and volumes between two Labels layers.
+"""The Evaluate tab: Dice, IoU, HD95, ASSD and volumes between two Labels layers.
 
-The numbers come from :func:`napari_medseg.metrics.evaluate` (spacing-aware, in mm and ml),
-computed in a worker; the table can be exported as CSV (the folder is remembered between
-sessions).
+The numbers come from the core's :func:`napari_medseg.metrics.evaluate_job` (what
+``napari-medseg evaluate`` runs; spacing-aware, in mm and ml), computed in a worker; the
+table can be exported as CSV (the folder is remembered between sessions).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,9 @@ import napari
 from napari_medseg._napari.job_widget import JobStart, JobWidget
 from napari_medseg._napari.layers import MODEL_KEY, labels_from_layer
 from napari_medseg._napari.notify import report, warn
+from napari_medseg._napari.options_form import option_controls, options_from_controls
 from napari_medseg.errors import MedsegError
-from napari_medseg.events import Event, Progress
-from napari_medseg.io.atomic import write_atomically
-from napari_medseg.metrics import Evaluation, evaluate
+from napari_medseg.metrics import EvaluateOptions, Evaluation, evaluate_job
 
 COLUMNS = ("class", "Dice", "IoU", "HD95 mm", "ASSD mm", "pred ml", "truth ml")
 
@@ -47,7 +45,9 @@ class EvaluateWidget(JobWidget):
         self.pred.tooltip = "The segmentation to judge (e.g. a model's output)"
         self.truth = create_widget(annotation=napari.layers.Labels, label="reference")
         self.truth.tooltip = "The labels taken as correct (e.g. an expert's)"
-        self.form = Container(widgets=[self.pred, self.truth])
+        self.evaluate_controls = option_controls(EvaluateOptions)
+        self.surface = self.evaluate_controls["surface"]
+        self.form = Container(widgets=[self.pred, self.truth, self.surface])
         self.export_button = PushButton(text="Export CSV...", enabled=False,
                                         tooltip="Save the table as a CSV file")
         self.table = QTableWidget(0, len(COLUMNS))
@@ -58,6 +58,7 @@ class EvaluateWidget(JobWidget):
         self.add_buttons(self.export_button)
         self.add_below(self.table)
         self.export_button.clicked.connect(self._export_clicked)
+        self.remember("surface")
 
     def reset_choices(self, *_: Any) -> None:
         """Refresh the layer lists (napari calls this when layers change).
@@ -83,13 +84,9 @@ class EvaluateWidget(JobWidget):
         if pred is None or truth is None or pred is truth:
             warn("choose two different labels layers: a prediction and a reference")
             return None
-        a, b = labels_from_layer(pred), labels_from_layer(truth)
-
-        def job() -> Generator[Event, None, Evaluation]:
-            yield Progress(stage="evaluate", done=0, total=1, message="computing metrics")
-            return evaluate(a, b)
-
-        return JobStart(job(), text=f"Evaluating {pred.name} against {truth.name}")
+        options = options_from_controls(EvaluateOptions, self.evaluate_controls)
+        job = evaluate_job(labels_from_layer(pred), labels_from_layer(truth), options)
+        return JobStart(job, text=f"Evaluating {pred.name} against {truth.name}")
 
     def show_result(self, evaluation: Evaluation) -> None:
         self.evaluation = evaluation
@@ -125,9 +122,7 @@ class EvaluateWidget(JobWidget):
             if not chosen:
                 return None
             path, overwrite = chosen, True  # the dialog asked before replacing
-        target = Path(path)
-        text = self.evaluation.to_csv()
-        write_atomically(target, lambda tmp: tmp.write_text(text), overwrite=overwrite)
+        target = self.evaluation.write_csv(path, overwrite=overwrite)
         self.settings.set("export_dir", str(target.resolve().parent))
         self.status.value = f"wrote {target}"
         return target

@@ -1,15 +1,16 @@
-"""The Fuse dock widget: register a moving scan onto a fixed one and fuse them, in the background.
+"""The Fuse tab: register a moving scan onto a fixed one and fuse them, in the background.
 
-Results are new layers on the fixed scan's physical grid: the registered moving scan
-(``hot`` for PET, additive blending over the fixed scan), the fused image, and
-checkerboard / difference views to judge the alignment.  Layers are never replaced.
+The work is the core's :func:`~napari_medseg.fusion.register_and_fuse_job` (what
+``napari-medseg fuse`` runs); this tab turns layers and controls into its options and its
+result into layers.  Results are new layers on the fixed scan's physical grid: the
+registered moving scan (``hot`` for PET, additive blending over the fixed scan), the fused
+image, and checkerboard / difference views to judge the alignment.  Layers are never
+replaced.
 Registration and fusion choices are remembered between sessions; Ctrl+Shift+X cancels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from dataclasses import dataclass
 from typing import Any
 
 from magicgui.widgets import (
@@ -29,49 +30,23 @@ from napari_medseg._napari.layers import (
 )
 from napari_medseg._napari.notify import warn
 from napari_medseg.display import default_contrast_limits
-from napari_medseg.events import Event
 from napari_medseg.fusion import (
     FUSION_METHODS,
     INITIALISATIONS,
+    NORMALISATIONS,
     REGISTRATION_KINDS,
+    FuseResult,
     FusionOptions,
+    RegisterFuseOptions,
     RegistrationOptions,
-    RegistrationResult,
-    checkerboard,
-    difference,
-    fuse_job,
-    register_job,
+    register_and_fuse_job,
 )
 from napari_medseg.scan import Scan
 
 NO_FUSION = "none (register only)"
 
 #: The controls whose values are remembered between sessions (settings keys).
-REMEMBERED = ("kind", "method", "init", "levels", "detail_rule", "squares")
-
-
-@dataclass
-class FuseResult:
-    registration: RegistrationResult
-    fused: Scan | None
-    checkerboard: Scan
-    difference: Scan
-
-
-def fuse_pipeline(fixed: Scan, moving: Scan, registration: RegistrationOptions,
-                  fusion: FusionOptions | None, squares: int
-                  ) -> Generator[Event, None, FuseResult]:
-    """Register, then fuse and build the alignment views (a generator job)."""
-    result = yield from register_job(fixed, moving, options=registration)
-    fused = None
-    if fusion is not None:
-        fused = yield from fuse_job([fixed, result.resampled], options=fusion)
-    return FuseResult(
-        registration=result,
-        fused=fused,
-        checkerboard=checkerboard(fixed, result.resampled, squares=squares),
-        difference=difference(fixed, result.resampled),
-    )
+REMEMBERED = ("kind", "method", "init", "levels", "detail_rule", "normalisation", "squares")
 
 
 class FuseWidget(JobWidget):
@@ -105,10 +80,14 @@ class FuseWidget(JobWidget):
                               tooltip="Pyramid / wavelet decomposition levels")
         self.detail_rule = ComboBox(label="detail rule", choices=["max", "average"],
                                     tooltip="Laplacian/wavelet detail coefficients")
+        self.normalisation = ComboBox(label="normalisation", choices=list(NORMALISATIONS),
+                                      value="percentile",
+                                      tooltip="Per-scan intensity normalisation before fusing "
+                                              "(percentile: 1-99 %)")
         self.squares = SpinBox(label="checkerboard", value=8, min=2, max=32,
                                tooltip="Blocks per axis of the checkerboard view")
         self.advanced = Container(widgets=[self.init, self.levels, self.detail_rule,
-                                           self.squares])
+                                           self.normalisation, self.squares])
         self.add_controls(self.main)
         self.add_advanced(self.advanced,
                           tooltip="Registration start, pyramid levels, checkerboard")
@@ -129,18 +108,28 @@ class FuseWidget(JobWidget):
             warn("choose two different image layers: a fixed and a moving scan")
             return None
         fixed, moving = scan_from_layer(fixed_layer), scan_from_layer(moving_layer)
-        registration = RegistrationOptions(kind=self.kind.value, initialisation=self.init.value)
-        fusion = None if self.method.value == NO_FUSION else FusionOptions(
-            method=self.method.value, levels=int(self.levels.value),
-            detail_rule=self.detail_rule.value)
         return JobStart(
-            fuse_pipeline(fixed, moving, registration, fusion, int(self.squares.value)),
+            register_and_fuse_job(fixed, moving, self.options()),
             text=f"Registering {moving_layer.name} onto {fixed_layer.name}",
             on_done=lambda r: self._add_layers(r, moving.modality, moving_layer.name))
+
+    def options(self) -> RegisterFuseOptions:
+        """The core job's options from the controls."""
+        fusion = None if self.method.value == NO_FUSION else FusionOptions(
+            method=self.method.value, levels=int(self.levels.value),
+            detail_rule=self.detail_rule.value, normalisation=self.normalisation.value)
+        return RegisterFuseOptions(
+            registration=RegistrationOptions(kind=self.kind.value,
+                                             initialisation=self.init.value),
+            fusion=fusion, views=True, squares=int(self.squares.value))
 
     def _add_layers(self, result: FuseResult, modality: str, moving_name: str) -> None:
         self.last_result = result
         reg = result.registration
+        # the tab always registers and asks for the views
+        assert reg is not None
+        assert result.checkerboard is not None
+        assert result.difference is not None
 
         def add(scan: Scan, name: str, **display: Any) -> None:
             add_layer_data(self.viewer, scan_layer_data(
@@ -148,14 +137,15 @@ class FuseWidget(JobWidget):
 
         # one layer per event-loop turn: the window repaints between napari's layer additions
         steps = [lambda: add(
-            reg.resampled, f"{moving_name} registered",
+            result.resampled, f"{moving_name} registered",
             colormap="hot" if modality == "PT" else "magenta", blending="additive",
-            contrast_limits=default_contrast_limits(reg.resampled.array, modality))]
+            contrast_limits=default_contrast_limits(result.resampled.array, modality))]
         if result.fused is not None:
             fused = result.fused
             steps.append(lambda: add(fused, "fused"))
-        steps.append(lambda: add(result.checkerboard, "checkerboard", visible=False))
-        steps.append(lambda: add(result.difference, "difference", colormap="bwr",
+        views = (result.checkerboard, result.difference)
+        steps.append(lambda: add(views[0], "checkerboard", visible=False))
+        steps.append(lambda: add(views[1], "difference", colormap="bwr",
                                  contrast_limits=(-1.0, 1.0), visible=False))
         self.present(*steps, outcome=f"{reg.kind}, mutual information {reg.initial_metric:.3f} "
                                   f"-> {reg.final_metric:.3f} (lower is better)")
