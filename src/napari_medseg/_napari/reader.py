@@ -20,9 +20,7 @@ from napari_medseg.io import (
     read_scan,
 )
 from napari_medseg.io.formats import Format, detect_format, is_dicom_file
-from napari_medseg.io.itk import to_label_array
-from napari_medseg.io.read import class_names_from_metadata
-from napari_medseg.scan import LabelMap, Scan
+from napari_medseg.io.read import label_map_from_scan
 
 LayerData = tuple[Any, ...]
 _EMPTY: list[LayerData] = [(None,)]  # napari's sentinel for "read fine, nothing to add"
@@ -90,18 +88,8 @@ def layer_data_for_file(path: Path) -> LayerData:
     """An Image layer for a scan, a Labels layer for a label file."""
     scan = read_scan(path)
     if looks_like_label_map(scan.array, scan.name):
-        return label_layer_data(_as_labels(scan))
+        return label_layer_data(label_map_from_scan(scan))
     return scan_layer_data(scan)
-
-
-def _as_labels(scan: Scan) -> LabelMap:
-    names = class_names_from_metadata(scan.metadata)
-    return LabelMap(
-        array=to_label_array(scan.array),
-        geometry=scan.geometry,
-        class_names=names,
-        source=scan.source,
-    )
 
 
 __all__ = ["get_reader", "read_label_map", "read_layers"]

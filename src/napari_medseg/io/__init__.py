@@ -4,7 +4,8 @@
   MetaImage (.mha, .mhd), DICOM series (a folder, or one file of a series), PNG / JPEG / TIFF
   (2D) and multi-page TIFF (3D).
 * :func:`write_scan` / :func:`write_label_map`: NIfTI, NRRD, MetaImage, atomically and never
-  over an existing file unless asked.
+  over an existing file unless asked; :func:`write_probabilities`: per-class probabilities as
+  one multi-component NRRD / MetaImage.
 
 SimpleITK does the decoding and encoding (GDCM for DICOM, JPEG 2000 included); we do the
 geometry bookkeeping, DICOM series grouping and sorting, and the checks on what was read.
@@ -13,8 +14,8 @@ geometry bookkeeping, DICOM series grouping and sorting, and the checks on what 
 from napari_medseg.io.content import guess_modality, looks_like_label_map
 from napari_medseg.io.dicom import DicomSeriesInfo, list_dicom_series
 from napari_medseg.io.formats import READ_SUFFIXES, WRITE_SUFFIXES, Format, detect_format
-from napari_medseg.io.read import read_label_map, read_scan
-from napari_medseg.io.write import write_label_map, write_scan
+from napari_medseg.io.read import label_map_from_scan, read_label_map, read_scan
+from napari_medseg.io.write import write_label_map, write_probabilities, write_scan
 
 __all__ = [
     "READ_SUFFIXES",
@@ -23,10 +24,12 @@ __all__ = [
     "Format",
     "detect_format",
     "guess_modality",
+    "label_map_from_scan",
     "list_dicom_series",
     "looks_like_label_map",
     "read_label_map",
     "read_scan",
     "write_label_map",
+    "write_probabilities",
     "write_scan",
 ]

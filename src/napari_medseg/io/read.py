@@ -101,6 +101,33 @@ def class_names_from_metadata(metadata: dict[str, str]) -> dict[int, str]:
         return {}
 
 
+def label_values(array: npt.NDArray[Any]) -> list[int]:
+    """The label values present in an integer array, ascending (``[0]`` when empty).
+
+    Counts with ``bincount`` for small non-negative integers (one pass, no sort)."""
+    if not array.size:
+        return [0]
+    if array.dtype in (np.uint8, np.uint16, np.bool_):
+        counts = np.bincount(array.ravel().astype(np.intp, copy=False))
+        return [int(v) for v in np.flatnonzero(counts)]
+    return [int(v) for v in np.unique(array)]
+
+
+def label_map_from_scan(scan: Scan) -> LabelMap:
+    """A scan read from a label file, as the :class:`LabelMap` it holds.
+
+    Float voxels holding whole numbers (a common export) become integers, any other float
+    content is refused (:class:`~napari_medseg.errors.UnsupportedScanError`); class names
+    come from the header (NRRD / MetaImage, see :func:`write_label_map`), else ``class k``
+    for every value present.
+    """
+    array = to_label_array(scan.array, scan.source.name if scan.source else scan.name)
+    names = class_names_from_metadata(scan.metadata) or default_class_names(
+        label_values(array))
+    return LabelMap(array=array, geometry=scan.geometry, class_names=names, source=scan.source,
+                    display_name=scan.display_name)
+
+
 def read_label_map(
     path: str | Path, *, like: Scan | None = None, series: str | int | None = None
 ) -> LabelMap:
@@ -110,13 +137,7 @@ def read_label_map(
     float content is refused.  A grid that does not match ``like`` raises
     :class:`~napari_medseg.errors.GeometryMismatchError` naming what differs.
     """
-    scan = read_scan(path, series=series)
-    array = to_label_array(scan.array, Path(path).name)
-    names = class_names_from_metadata(scan.metadata)
-    values = np.unique(array[:: max(1, array.shape[0] // 16)]) if array.size else [0]
-    if not names:
-        names = default_class_names(int(v) for v in values)
-    labels = LabelMap(array=array, geometry=scan.geometry, class_names=names, source=scan.source)
+    labels = label_map_from_scan(read_scan(path, series=series))
     if like is not None:
         labels.check_matches(like)
     return labels

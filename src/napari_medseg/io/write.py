@@ -1,17 +1,24 @@
-"""``write_scan`` and ``write_label_map``: atomic, non-clobbering, geometry kept."""
+"""``write_scan``, ``write_label_map`` and ``write_probabilities``: atomic, non-clobbering,
+geometry kept."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import SimpleITK as sitk
 
+from napari_medseg.errors import ScanWriteError
 from napari_medseg.io.atomic import write_atomically
 from napari_medseg.io.formats import check_writable_suffix
-from napari_medseg.io.itk import CLASS_NAMES_KEY, scan_to_sitk
-from napari_medseg.scan import LabelMap, Scan
+from napari_medseg.io.itk import CLASS_NAMES_KEY, apply_geometry, scan_to_sitk
+from napari_medseg.scan import Geometry, LabelMap, Scan
+
+#: Formats that hold one component per class in one file.
+PROBABILITY_SUFFIXES = (".nrrd", ".mha")
 
 _METADATA_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")  # formats that keep custom header keys
 
@@ -59,4 +66,23 @@ def write_label_map(labels: LabelMap, path: str | Path, *, overwrite: bool = Fal
     if suffix in _METADATA_SUFFIXES:
         image.SetMetaData(CLASS_NAMES_KEY, json.dumps({str(k): v for k, v in
                                                        labels.class_names.items()}))
+    return _write_image(image, path, overwrite=overwrite)
+
+
+def write_probabilities(probabilities: npt.NDArray[Any], geometry: Geometry, path: str | Path,
+                        *, overwrite: bool = False) -> Path:
+    """Per-class probabilities ``(K, Z, Y, X)`` (or ``(K, Y, X)``) as one multi-component
+    float32 image on ``geometry`` (NRRD or MetaImage: one component per class)."""
+    path = Path(path)
+    if not path.name.lower().endswith(PROBABILITY_SUFFIXES):
+        msg = (f"probabilities are written as {' or '.join(PROBABILITY_SUFFIXES)} (one "
+               f"component per class); {path.name} is neither")
+        raise ScanWriteError(msg)
+    if probabilities.ndim != geometry.ndim + 1:
+        msg = (f"probabilities of shape {probabilities.shape} do not fit a {geometry.ndim}D "
+               "grid: give (classes, *spatial)")
+        raise ValueError(msg)
+    image = sitk.GetImageFromArray(np.moveaxis(probabilities.astype(np.float32), 0, -1),
+                                   isVector=True)
+    apply_geometry(image, geometry)
     return _write_image(image, path, overwrite=overwrite)

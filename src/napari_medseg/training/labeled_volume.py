@@ -22,8 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from napari_medseg.errors import GeometryMismatchError, TrainingError
-from napari_medseg.fusion.grid import Grid
-from napari_medseg.fusion.resample import resample_to
+from napari_medseg.geometry.grid import Grid, grid_at_spacing
+from napari_medseg.geometry.resample import resample_to
 from napari_medseg.inference.preprocess import prepare_channels
 from napari_medseg.models import CheckpointSpec
 from napari_medseg.scan import Geometry, LabelMap, Scan
@@ -115,27 +115,9 @@ def training_grid(grid: Grid, target_spacing: Sequence[float] | None, slice_axis
     """The grid of ``grid`` resampled to ``target_spacing`` (mm), or ``grid`` itself.
 
     A 2D ``target_spacing`` on a 3D grid sets the two in-plane axes (all but ``slice_axis``),
-    as inference does.
+    as inference does (both call :func:`napari_medseg.geometry.grid_at_spacing`).
     """
-    if target_spacing is None:
-        return grid
-    spacing = list(grid.geometry.spacing)
-    if len(target_spacing) == len(spacing):
-        wanted = [float(t) for t in target_spacing]
-    elif len(target_spacing) == 2 and len(spacing) == 3:
-        wanted = list(spacing)
-        in_plane = [a for a in range(3) if a != slice_axis]
-        for axis, value in zip(in_plane, target_spacing, strict=True):
-            wanted[axis] = float(value)
-    else:
-        return grid
-    if np.allclose(wanted, spacing, rtol=0.02):
-        return grid
-    g = grid.geometry
-    shape = tuple(max(1, round(n * s / t)) for n, s, t in zip(grid.shape, spacing, wanted,
-                                                                strict=True))
-    return Grid(geometry=Geometry(spacing=tuple(wanted), origin=g.origin, direction=g.direction),
-                shape=shape)
+    return grid_at_spacing(grid, target_spacing, slice_axis=slice_axis)
 
 
 def _mask_on(mask: npt.NDArray[Any], source: Grid, target: Grid) -> npt.NDArray[Any]:
