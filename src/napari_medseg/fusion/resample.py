@@ -9,6 +9,7 @@ overlaid by their origins, spacings and directions alone.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -138,13 +139,7 @@ def resample_to(
         result = result.astype(np.bool_)
     if isinstance(moving, LabelMap):
         return LabelMap(array=result, geometry=grid.geometry, class_names=dict(moving.class_names))
-    return Scan(
-        array=result,
-        geometry=grid.geometry,
-        modality=moving.modality,
-        metadata=dict(moving.metadata),
-        source=moving.source,
-    )
+    return replace(moving, array=result, geometry=grid.geometry, metadata=dict(moving.metadata))
 
 
 def _with_array(item: Scan | LabelMap, array: Any) -> Scan | LabelMap:
@@ -152,4 +147,4 @@ def _with_array(item: Scan | LabelMap, array: Any) -> Scan | LabelMap:
         return item
     if isinstance(item, LabelMap):
         return LabelMap(array=array, geometry=item.geometry, class_names=dict(item.class_names))
-    return Scan(array=array, geometry=item.geometry, modality=item.modality)
+    return replace(item, array=array, metadata={}, source=None)
