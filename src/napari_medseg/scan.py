@@ -34,6 +34,8 @@ from napari_medseg.errors import GeometryMismatchError
 
 #: Modalities napari-medseg knows by name (DICOM Modality codes); anything else is "unknown".
 MODALITIES = ("CT", "MR", "PT", "US", "XR", "unknown")
+#: MR contrasts (weightings) napari-medseg names; ``None`` stands for "not known".
+MR_CONTRASTS = ("T1", "T2", "FLAIR", "PD")
 
 
 @dataclass(frozen=True, eq=False)

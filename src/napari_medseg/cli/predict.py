@@ -2,10 +2,12 @@
 
     napari-medseg predict --model NAME_OR_CHECKPOINT --input SCAN [--input SCAN2 ...]
         --output LABELS [--probabilities FILE] [--device D] [--tile Z Y X] [--overlap F]
-        [--tta] [--batch N] [--slice-axis A] [--overwrite]
+        [--tta] [--batch N] [--slice-axis A] [--modality M] [--strict] [--overwrite]
 
 Several ``--input`` are the channels of a multi-modal model (on one grid); several
-``--model`` form an ensemble.  The output has the first input's geometry.
+``--model`` form an ensemble.  The output has the first input's geometry.  Before running,
+the fit check (:mod:`napari_medseg.inference.fit`) compares the scan with what each model
+was trained on and prints its findings on stderr; ``--strict`` refuses to run on a warning.
 
 A cohort: ``--input-list MANIFEST --output-dir DIR`` (a CSV/JSON/text manifest or a folder of
 scans, see :mod:`napari_medseg.inference.cohort`) segments every case with the model loaded
@@ -27,6 +29,7 @@ from napari_medseg.cli.progress import TerminalProgress
 from napari_medseg.errors import MedsegError
 from napari_medseg.io.atomic import check_can_write
 from napari_medseg.io.formats import check_writable_suffix
+from napari_medseg.scan import MODALITIES
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -66,6 +69,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-resample", action="store_true",
                    help="do not resample to the model's spacing")
     p.add_argument("--series", help="DICOM series (index or UID) when a folder has several")
+    p.add_argument("--modality", choices=MODALITIES,
+                   help="the scans' modality, when headers and intensities do not tell it")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse to run when the fit check warns (other modality, ...)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
@@ -75,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from napari_medseg import distributed
     from napari_medseg.events import run_to_end
     from napari_medseg.inference import Predictor
+    from napari_medseg.inference.fit import check_model
     from napari_medseg.io import read_scan, write_label_map
 
     if args.input_list is not None or args.output_dir is not None:
@@ -98,7 +106,12 @@ def run(args: argparse.Namespace) -> int:
     if args.probabilities and args.probabilities.suffix.lower() not in (".nrrd", ".mha"):
         msg = "--probabilities must be a .nrrd or .mha file (one component per class)"
         raise MedsegError(msg)
-    scans = [read_scan(path, series=args.series) for path in args.input]
+    scans = [read_scan(path, series=args.series, modality=args.modality) for path in args.input]
+    for report in [check_model(model, scans) for model in args.model]:  # before any work
+        for line in report.lines():
+            print(f"napari-medseg predict: {line}", file=sys.stderr)
+        if args.strict and report.warnings:
+            raise MedsegError(report.refusal("--strict"))
     predictor = Predictor.load(args.model, device=args.device, combine=args.combine)
     options = predict_options(args, args.device)
     result = run_to_end(predictor.predict_job(scans, options), TerminalProgress(quiet=args.quiet))

@@ -26,10 +26,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from napari_medseg.scan import MODALITIES
+from napari_medseg.scan import MODALITIES, MR_CONTRASTS
 
-#: MR contrasts (weightings) napari-medseg names; ``None`` where no header or name says.
-MR_CONTRASTS = ("T1", "T2", "FLAIR", "PD")
 #: Where a decision came from, strongest first.
 SOURCES = ("header", "name", "intensities", "person", "none")
 
