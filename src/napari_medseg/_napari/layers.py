@@ -15,12 +15,18 @@ import numpy as np
 
 from napari_medseg.display import default_contrast_limits
 from napari_medseg.errors import GeometryMismatchError
-from napari_medseg.scan import Geometry, LabelMap, Scan
+from napari_medseg.scan import MODALITIES, Geometry, LabelMap, Scan
 
 GEOMETRY_KEY = "medseg_geometry"
 MODALITY_KEY = "medseg_modality"
+#: How the modality was decided (``Scan.modality_reason``), its MR contrast and skull stripping.
+MODALITY_REASON_KEY = "medseg_modality_reason"
+MR_CONTRAST_KEY = "medseg_mr_contrast"
+SKULL_STRIPPED_KEY = "medseg_skull_stripped"
 SOURCE_KEY = "medseg_source"
 CLASS_NAMES_KEY = "medseg_class_names"
+#: Labels layer metadata: the fit check of the model on the scan (``FitReport.to_dict()``).
+FIT_KEY = "medseg_fit"
 
 
 def geometry_kwargs(geometry: Geometry) -> dict[str, Any]:
@@ -47,6 +53,9 @@ def scan_layer_data(scan: Scan) -> tuple[Any, dict[str, Any], str]:
         metadata={
             GEOMETRY_KEY: scan.geometry.to_dict(),
             MODALITY_KEY: scan.modality,
+            MODALITY_REASON_KEY: scan.modality_reason,
+            MR_CONTRAST_KEY: scan.mr_contrast,
+            SKULL_STRIPPED_KEY: scan.skull_stripped,
             SOURCE_KEY: str(scan.source) if scan.source else None,
         },
     )
@@ -130,8 +139,24 @@ def scan_from_layer(layer: Any) -> Scan:
         )
         raise GeometryMismatchError(msg)
     geometry = geometry_from_layer_meta(layer_meta(layer), array.ndim)
-    modality = layer.metadata.get(MODALITY_KEY, "unknown")
-    return Scan(array=array, geometry=geometry, modality=modality)
+    meta = layer.metadata
+    return Scan(array=array, geometry=geometry, modality=meta.get(MODALITY_KEY, "unknown"),
+                modality_reason=str(meta.get(MODALITY_REASON_KEY) or ""),
+                mr_contrast=meta.get(MR_CONTRAST_KEY), skull_stripped=meta.get(SKULL_STRIPPED_KEY))
+
+
+def set_layer_modality(layer: Any, modality: str, *, reason: str) -> None:
+    """Change an Image layer's modality (metadata), saying how it was decided.
+
+    The MR contrast and skull stripping stay only while the modality stays MR.
+    """
+    if modality not in MODALITIES:
+        msg = f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}"
+        raise ValueError(msg)
+    meta = layer.metadata
+    meta[MODALITY_KEY], meta[MODALITY_REASON_KEY] = modality, reason
+    if modality != "MR":
+        meta[MR_CONTRAST_KEY] = meta[SKULL_STRIPPED_KEY] = None
 
 
 def unique_layer_name(viewer: Any, name: str) -> str:

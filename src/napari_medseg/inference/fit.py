@@ -270,16 +270,19 @@ def expected_modalities(spec: CheckpointSpec) -> list[str] | None:
     return None
 
 
-def check_fit(spec: CheckpointSpec, scans: Scan | Sequence[Scan], *, model: str = "the model"
-              ) -> FitReport:
+def check_fit(spec: CheckpointSpec, scans: Scan | Sequence[Scan], *, model: str = "the model",
+              scan_name: str | None = None) -> FitReport:
     """Compare ``scans`` (one per input channel, as for prediction) with what the model of
-    ``spec`` was trained on; ``model`` names it in the messages."""
+    ``spec`` was trained on; ``model`` and ``scan_name`` (default: the first scan's
+    :attr:`~napari_medseg.scan.Scan.name`, e.g. a layer's name in napari) name them in the
+    messages."""
     channels = [scans] if isinstance(scans, Scan) else list(scans)
     if not channels:
         msg = "check_fit needs a scan"
         raise ValueError(msg)
     first = channels[0]
-    report = FitReport(model=model, scan=first.name)
+    names = [scan_name or first.name] + [c.name for c in channels[1:]]
+    report = FitReport(model=model, scan=names[0])
     record = spec.training_data
     add = report.findings.append
     if record is None:
@@ -293,37 +296,38 @@ def check_fit(spec: CheckpointSpec, scans: Scan | Sequence[Scan], *, model: str 
     for j, scan in enumerate(channels):
         k = min(j * per_channel, spec.in_channels - 1)
         wanted = expected[k] if expected and k < len(expected) else None
-        same = _check_modality(scan, wanted, model, add)
+        same = _check_modality(scan, names[j], wanted, model, add)
         if record is not None and k < len(record.channels):
             channel = record.channels[k]
             if same:
-                _check_contrast(scan, channel, model, add)
+                _check_contrast(scan, names[j], channel, model, add)
             contract = spec.intensity[k] if k < len(spec.intensity) else None
             if same or wanted is None or scan.modality == "unknown":
-                distances.append(_check_intensity(scan, channel, contract, record.levels,
-                                                  model, add))
+                distances.append(_check_intensity(scan, names[j], channel, contract,
+                                                  record.levels, model, add))
     report.distance = max(distances) if distances else None
-    _check_spacing(first, spec, model, add)
+    _check_spacing(first, names[0], spec, model, add)
     if record is not None:
-        _check_body(first, record, model, wanted_modality=expected[0] if expected else None,
-                    add=add)
+        _check_body(first, names[0], record, model,
+                    wanted_modality=expected[0] if expected else None, add=add)
     return report
 
 
-def _check_modality(scan: Scan, wanted: str | None, model: str, add: Any) -> bool:
+def _check_modality(scan: Scan, name: str, wanted: str | None, model: str, add: Any
+                    ) -> bool:
     """Add a modality finding; True when the scan has the modality the model wants."""
     if wanted is None or wanted == "unknown":
         return True
     how = f" ({scan.modality_reason})" if scan.modality_reason else ""
     if scan.modality == "unknown":
         add(Finding("modality-unknown", "warning",
-                    f"the modality of {scan.name} could not be told{how}; {model} was trained "
+                    f"the modality of {name} could not be told{how}; {model} was trained "
                     f"on {wanted}: set the scan's modality (Scan tab, or --modality) if you "
                     "know it"))
         return False
     if scan.modality != wanted:
         add(Finding("other-modality", "warning",
-                    f"{scan.name} is {scan.modality}{how} but {model} was trained on "
+                    f"{name} is {scan.modality}{how} but {model} was trained on "
                     f"{wanted} scans: its labels would be meaningless; choose a model trained "
                     f"on {scan.modality}, or {_TRAIN_HINT}; if the modality is wrong, set it "
                     "(Scan tab, or --modality)"))
@@ -331,22 +335,23 @@ def _check_modality(scan: Scan, wanted: str | None, model: str, add: Any) -> boo
     return True
 
 
-def _check_contrast(scan: Scan, channel: ChannelRecord, model: str, add: Any) -> None:
+def _check_contrast(scan: Scan, name: str, channel: ChannelRecord, model: str, add: Any
+                    ) -> None:
     if channel.modality == "MR" and channel.mr_contrast and scan.mr_contrast and (
             channel.mr_contrast != scan.mr_contrast):
         add(Finding("other-contrast", "warning",
-                    f"{scan.name} is a {scan.mr_contrast} MR but {model} was trained on "
+                    f"{name} is a {scan.mr_contrast} MR but {model} was trained on "
                     f"{channel.mr_contrast}: tissue intensities are ordered differently; "
                     f"choose a {scan.mr_contrast} model or {_TRAIN_HINT}"))
     if channel.skull_stripped is True and scan.skull_stripped is False:
         add(Finding("skull", "warning",
-                    f"{model} was trained on skull-stripped brains and {scan.name} is not one "
+                    f"{model} was trained on skull-stripped brains and {name} is not one "
                     "(its foreground is larger than a brain): a head keeps scalp and skull "
                     "that it will mislabel; strip the skull first (e.g. SynthStrip, HD-BET, "
                     "FSL BET) or choose a model trained with the skull"))
     elif channel.skull_stripped is False and scan.skull_stripped is True:
         add(Finding("skull", "info",
-                    f"{scan.name} looks skull-stripped; {model} was trained on heads with "
+                    f"{name} looks skull-stripped; {model} was trained on heads with "
                     "their skull"))
 
 
@@ -370,14 +375,15 @@ def _inner(n: int) -> list[int]:
     return list(range(1, n - 1)) if n > 2 else list(range(n))
 
 
-def _check_intensity(scan: Scan, channel: ChannelRecord, contract: IntensityContract | None,
-                     levels: Sequence[float], model: str, add: Any) -> float:
+def _check_intensity(scan: Scan, name: str, channel: ChannelRecord,
+                     contract: IntensityContract | None, levels: Sequence[float], model: str,
+                     add: Any) -> float:
     _, normalised = body_percentiles(scan, contract, levels=levels,
                                      modality=contract.modality if contract else None)
     distance = intensity_distance(normalised, channel.normalised)
     if distance > INTENSITY_OFF:
         mid = len(levels) // 2
-        what = (f"the body intensities of {scan.name}, after {model}'s normalisation, have "
+        what = (f"the body intensities of {name}, after {model}'s normalisation, have "
                 f"median {normalised[mid]:.2f} and {levels[1]:g}-{levels[-2]:g} % range "
                 f"{normalised[1]:.2f}-{normalised[-2]:.2f}; its training scans "
                 f"{channel.normalised.median[mid]:.2f} and {channel.normalised.median[1]:.2f}-"
@@ -392,7 +398,8 @@ def _check_intensity(scan: Scan, channel: ChannelRecord, contract: IntensityCont
     return distance
 
 
-def _check_spacing(scan: Scan, spec: CheckpointSpec, model: str, add: Any) -> None:
+def _check_spacing(scan: Scan, name: str, spec: CheckpointSpec, model: str, add: Any
+                   ) -> None:
     record = spec.training_data
     coarsest = max(scan.spacing)
     if record is not None:
@@ -403,27 +410,27 @@ def _check_spacing(scan: Scan, spec: CheckpointSpec, model: str, add: Any) -> No
         return
     if coarsest > SPACING_FACTOR * limit:
         add(Finding("spacing", "warning",
-                    f"{scan.name} has voxels up to {coarsest:.3g} mm (spacing "
+                    f"{name} has voxels up to {coarsest:.3g} mm (spacing "
                     f"{_mm(scan.spacing)}), {what} {limit:.3g} mm: {model} sees it "
                     "interpolated, so thin structures blur and boundaries along that axis are "
                     "coarse; use a scan with thinner slices, or a model trained on such "
                     "spacings"))
 
 
-def _check_body(scan: Scan, record: TrainingDataRecord, model: str, *,
+def _check_body(scan: Scan, name: str, record: TrainingDataRecord, model: str, *,
                 wanted_modality: str | None, add: Any) -> None:
     body = body_size_mm(scan, wanted_modality if scan.modality == "unknown" else None)
     low, high = record.body_mm.low[0], record.body_mm.high[0]
     trained = f"{low:.0f} mm" if abs(high - low) < 1 else f"{low:.0f}-{high:.0f} mm"
     if body > BODY_LARGER * high:
         add(Finding("field-of-view", "warning",
-                    f"the body in {scan.name} measures {body:.0f} mm across, in {model}'s "
+                    f"the body in {name} measures {body:.0f} mm across, in {model}'s "
                     f"training scans {trained}: a larger region, probably another body part "
                     f"than it learned; choose a model trained on this region, or "
                     f"{_TRAIN_HINT}"))
     elif 0 < body < BODY_SMALLER * low:
         add(Finding("field-of-view", "info",
-                    f"the body in {scan.name} measures {body:.0f} mm across, in {model}'s "
+                    f"the body in {name} measures {body:.0f} mm across, in {model}'s "
                     f"training scans {trained}: a crop or a smaller body part; it may lack "
                     "context"))
 
@@ -439,14 +446,15 @@ def _name_of(source: str | Path) -> str:
 
 
 def check_model(source: str | Path, scans: Scan | Sequence[Scan], *, suggest: bool = True,
-                entries: list[CheckpointEntry] | None = None) -> FitReport:
+                entries: list[CheckpointEntry] | None = None, scan_name: str | None = None
+                ) -> FitReport:
     """:func:`check_fit` for a checkpoint name or path (its header is read, no weights), and
     with ``suggest`` a better model (or "none fits") when there are warnings."""
     from napari_medseg.models.checkpoint import read_header
 
     path = find_checkpoint(source)
     _, spec = read_header(path)
-    report = check_fit(spec, scans, model=_name_of(source))
+    report = check_fit(spec, scans, model=_name_of(source), scan_name=scan_name)
     if suggest and report.warnings:
         better = suggest_model(scans, entries, exclude=path)
         report.suggestion = better.message
