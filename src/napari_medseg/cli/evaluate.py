@@ -1,10 +1,13 @@
 """``napari-medseg evaluate``: compare a predicted label map with a reference, per class.
 
     napari-medseg evaluate --pred P --truth T [--json] [--csv FILE] [--classes K ...]
-        [--no-surface]
+        [--match auto|value|name] [--no-surface]
 
-Prints Dice, IoU, HD95 and ASSD (mm) and volumes (ml) per class; ``--json`` prints JSON
-instead of the table.  Both files must lie on one grid.
+Prints Dice, IoU, HD95 and ASSD (mm) and volumes (ml) per class of the reference, with the
+reference's class names and the prediction class matched to each (by name where both name
+them, else by value; ``--match`` forces one), then the prediction's classes the reference
+does not have.  Means cover the reference's classes present in either map, and the table
+says which.  ``--json`` prints JSON instead of the table.  Both files must lie on one grid.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pred", required=True, type=Path, help="predicted label map")
     p.add_argument("--truth", required=True, type=Path, help="reference label map")
     p.add_argument("--classes", type=int, nargs="+",
-                   help="class values to report (default: every non-zero value present)")
+                   help="reference class values to report (default: every class of either "
+                        "map and every class the reference names)")
+    p.add_argument("--match", choices=("auto", "value", "name"), default="auto",
+                   help="pair prediction and reference classes by name, then value (auto), "
+                        "or by value or name only")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--csv", type=Path, help="also write the table as CSV to this file")
     p.add_argument("--no-surface", action="store_true", help="skip HD95/ASSD (faster)")
@@ -35,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
         check_can_write(args.csv, overwrite=args.overwrite)
     truth = read_label_map(args.truth)
     pred = read_label_map(args.pred)
-    result = evaluate(pred, truth, classes=args.classes, surface=not args.no_surface)
+    result = evaluate(pred, truth, classes=args.classes, match=args.match,
+                      surface=not args.no_surface)
     print(result.to_json() if args.json else result.format_table())
     if args.csv is not None:
         args.csv.write_text(result.to_csv(), encoding="utf-8")
