@@ -93,7 +93,7 @@ def match_classes(truth_values: Iterable[int], truth_names: Mapping[int, str],
     t_all = sorted({int(v) for v in truth_values if v != 0} | t_named)
     p_present = {int(v) for v in pred_values if v != 0}
     p_all = p_present | p_named
-    pairs: dict[int, tuple[int, str]] = {}
+    pairs: dict[int, tuple[int | None, str]] = {}
     taken: set[int] = set()
     if match != "value":
         for t in t_all:
@@ -116,10 +116,11 @@ def match_classes(truth_values: Iterable[int], truth_names: Mapping[int, str],
                 taken.add(t)
     rows = []
     for t in t_all:
-        p, by = pairs.get(t, (None, "reference only"))
-        rows.append(ClassMatch(truth=t, pred=p, truth_name=truth_names.get(t),
-                               pred_name=pred_names.get(p) if p is not None else None, by=by))
-    for p in sorted(p_present - taken):
-        rows.append(ClassMatch(truth=None, pred=p, truth_name=None,
-                               pred_name=pred_names.get(p), by="prediction only"))
+        matched, by = pairs.get(t, (None, "reference only"))
+        rows.append(ClassMatch(truth=t, pred=matched, truth_name=truth_names.get(t),
+                               pred_name=None if matched is None else pred_names.get(matched),
+                               by=by))
+    for extra in sorted(p_present - taken):
+        rows.append(ClassMatch(truth=None, pred=extra, truth_name=None,
+                               pred_name=pred_names.get(extra), by="prediction only"))
     return rows
