@@ -139,9 +139,14 @@ def test_body_size_tells_head_from_abdomen(scans, shared_data):
 
 
 # --------------------------------------------------------------------------- one test per rule
+def _without_record(name: str) -> CheckpointSpec:
+    """A starter's spec as checkpoints made before the record had it."""
+    _, spec = read_header(builtin_dir() / f"{name}.safetensors")
+    return dataclasses.replace(spec, training_data=None)
+
+
 def test_fit_unknown_for_a_checkpoint_without_record_which_still_runs(scans):
-    _, spec = read_header(builtin_dir() / "head-ct-tissue.safetensors")
-    assert spec.training_data is None  # the shipped starters predate the record
+    spec = _without_record("head-ct-tissue")
     report = check_fit(spec, scans["ct_head"], model="head-ct-tissue")
     assert _rules(report) == {"fit-unknown"}
     assert report.fits  # a note, not a warning: it runs, also with --strict
@@ -207,7 +212,7 @@ def test_spacing_thick_slices_of_the_same_scan(scans, head_ct_spec):
 
 
 def test_spacing_without_record_uses_the_models_spacing(scans):
-    _, spec = read_header(builtin_dir() / "brain-tissue-t1.safetensors")
+    spec = _without_record("brain-tissue-t1")
     report = check_fit(spec, scans["brain1"], model="brain-tissue-t1")  # 6.5 mm slices, 2 mm
     assert _rules(report, "warning") == {"spacing"}
 
@@ -285,3 +290,29 @@ def test_the_catalogs_quick_suggestion_never_crosses_modality():
     assert suggest_checkpoint("CT").name == "head-ct-tissue"
     assert suggest_checkpoint("unknown") is None  # not "the first model there is"
     assert suggest_checkpoint("PT") is None
+
+
+def test_the_record_script_adds_a_record_to_an_older_checkpoint(scans, tmp_path):
+    import importlib.util
+
+    from napari_medseg.cli.train import file_hash
+    from napari_medseg.io import write_scan
+    from tests.conftest import REPO
+
+    source = importlib.util.spec_from_file_location(
+        "record_training_data", REPO / "scripts" / "record_training_data.py")
+    script = importlib.util.module_from_spec(source)
+    source.loader.exec_module(script)
+    train = write_scan(_slab(scans["ct_head"], 0, 40), tmp_path / "train.nii.gz")
+    other = write_scan(_slab(scans["ct_head"], 40, 80), tmp_path / "other.nii.gz")
+    model = create_model("unet", spatial_dims=3, in_channels=1, out_channels=3,
+                         features=(4, 8, 16))
+    old = save_checkpoint(model, _spec(CT_WINDOW, provenance={"data": {
+        "/elsewhere/train.nii.gz": file_hash(train)}}), tmp_path / "old.safetensors")
+    assert script.main([str(old), "--images", str(other)]) == 1  # not what it learned from
+    new = tmp_path / "new.safetensors"
+    assert script.main([str(old), "--images", str(train), "--out", str(new)]) == 0
+    _, spec = read_header(new)
+    expected = describe_training_data([read_scan(train)], intensity=[CT_WINDOW])
+    assert spec.training_data == expected
+    assert read_header(old)[1].training_data is None  # --out leaves the original alone
