@@ -316,3 +316,17 @@ def test_the_record_script_adds_a_record_to_an_older_checkpoint(scans, tmp_path)
     expected = describe_training_data([read_scan(train)], intensity=[CT_WINDOW])
     assert spec.training_data == expected
     assert read_header(old)[1].training_data is None  # --out leaves the original alone
+
+
+def test_the_starters_carry_their_record_and_say_what_the_issue_found(scans, sample_volumes):
+    for name in ("brain-tissue-t1", "head-ct-tissue"):
+        assert read_header(builtin_dir() / f"{name}.safetensors")[1].training_data is not None
+    # brain-tissue-t1 learned skull-stripped T1: a T1 with its skull is flagged
+    with_skull = check_model("brain-tissue-t1", scans["ch2"])
+    assert {"skull", "intensity"} <= _rules(with_skull, "warning")
+    assert check_model("brain-tissue-t1", scans["ch2bet"]).findings == []
+    # the bundled abdominal CT is no head: head-ct-tissue says so, and no model fits it
+    sample = check_model("head-ct-tissue", read_scan(sample_volumes / "ct_abdomen.nii.gz"))
+    assert "field-of-view" in _rules(sample, "warning")
+    assert sample.suggestion.startswith("no other installed model was trained on CT scans")
+    assert "Train tab" in sample.suggestion

@@ -503,8 +503,9 @@ def suggest_model(scans: Scan | Sequence[Scan], entries: list[CheckpointEntry] |
         distance = report.distance if report.distance is not None else math.inf
         ranked.append((len(report.warnings), distance, order, entry, report))
     if not ranked:
-        return Suggestion(None, None,
-                          f"no installed model was trained on {modality} scans: {_TRAIN_HINT}")
+        other = " other" if exclude is not None else ""
+        return Suggestion(None, None, f"no{other} installed model was trained on {modality} "
+                                      f"scans: {_TRAIN_HINT}")
     n_warnings, _, _, entry, report = min(ranked, key=lambda r: r[:3])
     if n_warnings:
         rules = ", ".join(sorted({f.rule for f in report.warnings}))
