@@ -117,3 +117,13 @@ def test_strict_runs_a_model_that_fits_and_modality_overrides_the_guess(
     assert main(["predict", "--model", str(checkpoint), "--input", ct, "--output",
                  str(tmp_path / "as_mr.nii.gz"), "--modality", "MR", "--strict"]) == 1
     assert "MR (given by the caller) but tiny was trained on CT" in capsys.readouterr().err
+
+
+def test_a_cohort_refuses_strict_rather_than_ignoring_it(shared_data, checkpoint, tmp_path,
+                                                         capsys):
+    manifest = tmp_path / "cases.txt"
+    manifest.write_text(str(shared_data / "ct_abdomen" / "example_ct_sm.nii.gz") + "\n")
+    assert main(["predict", "--model", str(checkpoint), "--input-list", str(manifest),
+                 "--output-dir", str(tmp_path / "out"), "--strict"]) == 1
+    assert "cohorts are not fit-checked yet" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -169,6 +169,10 @@ def run_cohort(args: argparse.Namespace) -> int:
     if args.input or args.output or args.probabilities:
         msg = "--input/--output/--probabilities are for one scan; a cohort takes --input-list"
         raise MedsegError(msg)
+    if args.strict or args.modality:
+        msg = ("--strict and --modality apply to one scan (--input); cohorts are not "
+               "fit-checked yet: check a case first with --input CASE --strict")
+        raise MedsegError(msg)
     cases = read_manifest(args.input_list)
     if args.input_list.resolve() == args.output_dir.resolve():
         msg = "--output-dir must not be the folder of input scans; choose another folder"
