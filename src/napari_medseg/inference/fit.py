@@ -290,20 +290,18 @@ def check_fit(spec: CheckpointSpec, scans: Scan | Sequence[Scan], *, model: str 
                     f"{model} carries no record of its training data (made by an older "
                     "napari-medseg): only its modality and spacing are checked; judge its "
                     "output with care, or fine-tune it on your scans to record them"))
-    expected = expected_modalities(spec)
-    per_channel = max(1, spec.in_channels // len(channels))
+    expected = expected_modalities(spec)  # one per input scan (2.5D: not per slice)
     distances = []
-    for j, scan in enumerate(channels):
-        k = min(j * per_channel, spec.in_channels - 1)
+    for k, scan in enumerate(channels):
         wanted = expected[k] if expected and k < len(expected) else None
-        same = _check_modality(scan, names[j], wanted, model, add)
+        same = _check_modality(scan, names[k], wanted, model, add)
         if record is not None and k < len(record.channels):
             channel = record.channels[k]
             if same:
-                _check_contrast(scan, names[j], channel, model, add)
+                _check_contrast(scan, names[k], channel, model, add)
             contract = spec.intensity[k] if k < len(spec.intensity) else None
             if same or wanted is None or scan.modality == "unknown":
-                distances.append(_check_intensity(scan, names[j], channel, contract,
+                distances.append(_check_intensity(scan, names[k], channel, contract,
                                                   record.levels, model, add))
     report.distance = max(distances) if distances else None
     _check_spacing(first, names[0], spec, model, add)
@@ -496,7 +494,7 @@ def suggest_model(scans: Scan | Sequence[Scan], entries: list[CheckpointEntry] |
         except MedsegError:
             continue
         wanted = expected_modalities(spec)
-        if spec.in_channels != len(channels) or not wanted or any(
+        if spec.scan_channels != len(channels) or not wanted or any(
                 m != s.modality for m, s in zip(wanted, channels, strict=False)):
             continue
         report = check_fit(spec, channels, model=entry.name)

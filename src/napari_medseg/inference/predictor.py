@@ -15,6 +15,7 @@ uint8/uint16 label map as soon as a slab is final; the labels go back to the sca
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import math
 import time
@@ -192,6 +193,7 @@ class Predictor:
 
     def _predict(self, channels: list[Scan], options: PredictOptions) -> Job[Prediction]:
         start = time.perf_counter()
+        options = self._with_checkpoint_defaults(options, channels)
         reference = self._check_inputs(channels, options)
         work_grid, arrays = self._resampled(channels, options)
         if work_grid.geometry is not reference.geometry:
@@ -219,6 +221,25 @@ class Predictor:
         )
 
     # ---------------------------------------------------------------- checks and geometry
+    def _with_checkpoint_defaults(self, options: PredictOptions, channels: list[Scan]
+                                  ) -> PredictOptions:
+        """The slice axis and 2.5D context a 2D checkpoint was trained with, where the
+        options leave them open (a context the model was not trained with is refused)."""
+        spec = self.spec
+        if spec.spatial_dims != 2 or not channels or channels[0].ndim != 3:
+            return options
+        changes: dict[str, Any] = {}
+        if options.slice_axis is None and spec.slice_axis is not None:
+            changes["slice_axis"] = spec.slice_axis
+        if spec.context_slices and options.context_slices != spec.context_slices:
+            if options.context_slices:
+                msg = (f"this model was trained with {spec.context_slices} context slice(s) on "
+                       f"each side; it cannot run with {options.context_slices} (leave "
+                       "context_slices at 0 to use the model's)")
+                raise InferenceError(msg)
+            changes["context_slices"] = spec.context_slices
+        return dataclasses.replace(options, **changes) if changes else options
+
     def _check_inputs(self, channels: list[Scan], options: PredictOptions) -> Grid:
         if not channels:
             msg = "no scan given"
