@@ -20,8 +20,9 @@ Geometry travels in one form: the layer's own transform.  A layer shows voxel ``
 :mod:`napari_medseg.scan`, an axis-aligned scan has ``translate == origin`` and an identity
 affine, and a layer a person moves (or a script creates) is read back where it is shown.
 Class names travel in the Labels layer's features table (columns ``index`` and ``class``).
-Layer metadata holds what a transform cannot: the modality, the source file, the model that
-made a prediction and whether a layer is an overlay (the keys below).
+Layer metadata holds what a transform cannot: the modality (and how it was decided), the
+source file, the model that made a prediction, its fit check, and whether a layer is an
+overlay (the keys below).
 """
 
 from __future__ import annotations
@@ -35,10 +36,15 @@ import numpy as np
 from napari_medseg.display import default_contrast_limits
 from napari_medseg.errors import GeometryMismatchError
 from napari_medseg.io.itk import to_label_array
-from napari_medseg.scan import Geometry, LabelMap, Scan
+from napari_medseg.scan import MODALITIES, Geometry, LabelMap, Scan
 
 #: Layer metadata: the scan's DICOM modality code (``"CT"``, ``"MR"``...).
 MODALITY_KEY = "medseg_modality"
+#: Layer metadata: how the modality was decided (``Scan.modality_reason``), the MR contrast
+#: and whether the scan is skull-stripped (``None``: not known).
+MODALITY_REASON_KEY = "medseg_modality_reason"
+MR_CONTRAST_KEY = "medseg_mr_contrast"
+SKULL_STRIPPED_KEY = "medseg_skull_stripped"
 #: Layer metadata: the file or folder the layer was read from (``None`` when made here).
 SOURCE_KEY = "medseg_source"
 #: Labels layer metadata: the checkpoint that made them (Fine-tune starts from it).
@@ -47,6 +53,8 @@ MODEL_KEY = "medseg_model"
 OVERLAY_KEY = "medseg_overlay"
 #: Overlays made before :data:`OVERLAY_KEY` existed are known by this end of their name.
 OVERLAY_SUFFIX = " labeled region"
+#: Labels layer metadata: the fit check of the model on the scan (``FitReport.to_dict()``).
+FIT_KEY = "medseg_fit"
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -126,6 +134,9 @@ def scan_layer_data(scan: Scan, *, name: str | None = None, **display: Any) -> L
         colormap="gray",
         metadata={
             MODALITY_KEY: scan.modality,
+            MODALITY_REASON_KEY: scan.modality_reason,
+            MR_CONTRAST_KEY: scan.mr_contrast,
+            SKULL_STRIPPED_KEY: scan.skull_stripped,
             SOURCE_KEY: str(scan.source) if scan.source else None,
         },
     )
@@ -145,12 +156,29 @@ def scan_from_layer_data(data: Any, meta: Mapping[str, Any]) -> Scan:
     metadata = _metadata(meta)
     return Scan(array=array, geometry=geometry_from_layer_meta(meta, array.ndim),
                 modality=str(metadata.get(MODALITY_KEY, "unknown")),
-                source=_source(metadata), display_name=name)
+                source=_source(metadata), display_name=name,
+                modality_reason=str(metadata.get(MODALITY_REASON_KEY) or ""),
+                mr_contrast=metadata.get(MR_CONTRAST_KEY),
+                skull_stripped=metadata.get(SKULL_STRIPPED_KEY))
 
 
 def scan_from_layer(layer: Any) -> Scan:
     """A :class:`Scan` of an Image layer (its data, not a copy), named as the layer."""
     return scan_from_layer_data(layer.data, layer_meta(layer))
+
+
+def set_layer_modality(layer: Any, modality: str, *, reason: str) -> None:
+    """Change an Image layer's modality (metadata), saying how it was decided.
+
+    The MR contrast and skull stripping stay only while the modality stays MR.
+    """
+    if modality not in MODALITIES:
+        msg = f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}"
+        raise ValueError(msg)
+    meta = layer.metadata
+    meta[MODALITY_KEY], meta[MODALITY_REASON_KEY] = modality, reason
+    if modality != "MR":
+        meta[MR_CONTRAST_KEY] = meta[SKULL_STRIPPED_KEY] = None
 
 
 # ---------------------------------------------------------------- label maps
