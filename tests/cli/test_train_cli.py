@@ -66,7 +66,8 @@ def test_train_flags_reach_the_checkpoint_and_the_segment_file(files, capsys) ->
                   str(files / "ct.nii.gz"), str(files / "labels.nii.gz"),
                   "--segment", str(mask)) == 0
     out = capsys.readouterr().out
-    assert f"wrote {ckpt}" in out and f"wrote {mask}" in out
+    assert f"wrote {ckpt}" in out
+    assert f"wrote {mask}" in out
     _, spec = load_checkpoint(ckpt)
     assert spec.class_names[1] == "organ"
     assert spec.out_channels == 3

@@ -37,6 +37,7 @@ import torch
 from napari_medseg.errors import TrainingError
 from napari_medseg.events import Job, Log, Progress
 from napari_medseg.inference.catalog import find_checkpoint
+from napari_medseg.inference.fit import describe_training_data
 from napari_medseg.inference.options import PredictOptions
 from napari_medseg.inference.predictor import Predictor
 from napari_medseg.models import CheckpointSpec, load_checkpoint
@@ -270,7 +271,11 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
         provenance_out["mask_rule"] = rule.rule
         provenance_out["held_back_rule_dice"] = {
             k: (v if np.isfinite(v) else None) for k, v in rule.scores.items()}
-    spec = replace(spec, provenance=provenance_out)
+    data_record = spec.training_data
+    if start_spec is None or data_record is None:  # a new model records its training data
+        data_record = describe_training_data([v.scans for v in volumes],
+                                             intensity=spec.intensity)
+    spec = replace(spec, provenance=provenance_out, training_data=data_record)
     result.spec = spec
     path: Path | None = None
     if save is not None:
