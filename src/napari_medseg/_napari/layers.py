@@ -21,7 +21,7 @@ Geometry travels in one form: the layer's own transform.  A layer shows voxel ``
 affine, and a layer a person moves (or a script creates) is read back where it is shown.
 Class names travel in the Labels layer's features table (columns ``index`` and ``class``).
 Layer metadata holds what a transform cannot: the modality, the source file, the model that
-made a prediction and whether a layer is an overlay (the keys below).
+made a prediction, whether a layer is an overlay or a derived result (the keys below).
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ SOURCE_KEY = "medseg_source"
 MODEL_KEY = "medseg_model"
 #: Layer metadata: ``True`` on overlays (the labeled region...), never offered as an input.
 OVERLAY_KEY = "medseg_overlay"
+#: Layer metadata: what a result image is ("probability", "registered", "fused",
+#: "checkerboard", "difference"); such layers are offered as inputs but never chosen first.
+DERIVED_KEY = "medseg_derived"
 #: Overlays made before :data:`OVERLAY_KEY` existed are known by this end of their name.
 OVERLAY_SUFFIX = " labeled region"
 
@@ -115,19 +118,21 @@ def _source(metadata: Mapping[str, Any]) -> Path | None:
 
 
 # ---------------------------------------------------------------- scans
-def scan_layer_data(scan: Scan, *, name: str | None = None, **display: Any) -> LayerData:
+def scan_layer_data(scan: Scan, *, name: str | None = None, derived: str | None = None,
+                    **display: Any) -> LayerData:
     """An Image ``LayerDataTuple`` of ``scan``: placed in world mm, grey, windowed for its
-    modality; ``display`` (colormap, blending, opacity, visible, contrast_limits...)
-    overrides those defaults."""
+    modality; ``derived`` marks a result image (:data:`DERIVED_KEY`); ``display`` (colormap,
+    blending, opacity, visible, contrast_limits...) overrides those defaults."""
     kwargs = geometry_kwargs(scan.geometry)
+    metadata = {MODALITY_KEY: scan.modality,
+                SOURCE_KEY: str(scan.source) if scan.source else None}
+    if derived is not None:
+        metadata[DERIVED_KEY] = derived
     kwargs.update(
         name=name or scan.name,
         contrast_limits=default_contrast_limits(scan.array, scan.modality),
         colormap="gray",
-        metadata={
-            MODALITY_KEY: scan.modality,
-            SOURCE_KEY: str(scan.source) if scan.source else None,
-        },
+        metadata=metadata,
     )
     kwargs.update(display)
     return (scan.array, kwargs, "image")
@@ -207,6 +212,11 @@ def add_layer_data(viewer: Any, layer_data: LayerData) -> Any:
 def is_overlay(layer: Any) -> bool:
     """An overlay (the labeled region of a correction...), never an input of a job."""
     return bool(layer.metadata.get(OVERLAY_KEY)) or str(layer.name).endswith(OVERLAY_SUFFIX)
+
+
+def is_derived(layer: Any) -> bool:
+    """A result image (probability, registered scan, fused image, view), not a scan."""
+    return bool(layer.metadata.get(DERIVED_KEY))
 
 
 def unique_layer_name(viewer: Any, name: str) -> str:
