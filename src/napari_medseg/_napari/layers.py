@@ -21,7 +21,7 @@ Geometry travels in one form: the layer's own transform.  A layer shows voxel ``
 affine, and a layer a person moves (or a script creates) is read back where it is shown.
 Class names travel in the Labels layer's features table (columns ``index`` and ``class``).
 Layer metadata holds what a transform cannot: the modality, the source file, the model that
-made a prediction, whether a layer is an overlay or a derived result (the keys below).
+made a prediction and whether a layer is an overlay (the keys below).
 """
 
 from __future__ import annotations
@@ -124,17 +124,18 @@ def scan_layer_data(scan: Scan, *, name: str | None = None, derived: str | None 
     modality; ``derived`` marks a result image (:data:`DERIVED_KEY`); ``display`` (colormap,
     blending, opacity, visible, contrast_limits...) overrides those defaults."""
     kwargs = geometry_kwargs(scan.geometry)
-    metadata = {MODALITY_KEY: scan.modality,
-                SOURCE_KEY: str(scan.source) if scan.source else None}
-    if derived is not None:
-        metadata[DERIVED_KEY] = derived
     kwargs.update(
         name=name or scan.name,
         contrast_limits=default_contrast_limits(scan.array, scan.modality),
         colormap="gray",
-        metadata=metadata,
+        metadata={
+            MODALITY_KEY: scan.modality,
+            SOURCE_KEY: str(scan.source) if scan.source else None,
+        },
     )
     kwargs.update(display)
+    if derived is not None:  # a result image (a probability, a fused image...), not a scan
+        kwargs["metadata"] = {**kwargs["metadata"], DERIVED_KEY: derived}
     return (scan.array, kwargs, "image")
 
 
