@@ -27,7 +27,9 @@ How a tab is written
    :meth:`layer_choices`): it lists the viewer's layers of a kind, never overlays, and
    refreshes when layers are added, removed, moved or renamed (:meth:`reset_choices`, where
    a tab also picks sensible defaults).  End ``__init__`` with ``self.reset_choices()`` so a
-   tab opened after the scans lists them at once.
+   tab opened after the scans lists them at once.  The controls of a core options dataclass
+   come from :func:`~napari_medseg._napari.options_form.option_controls` (the same fields the
+   CLI's flags come from) and go back with ``options_from_controls``.
 
 3. **Start the core job** in :meth:`prepare`: read the layers (``_napari.layers``) and
    controls into the core job's options and return a :class:`JobStart` with the generator
