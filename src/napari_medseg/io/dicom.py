@@ -20,7 +20,12 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from napari_medseg.errors import AmbiguousDicomSeriesError, DicomSeriesError, ScanReadError
+from napari_medseg.errors import (
+    AmbiguousDicomSeriesError,
+    DicomSeriesError,
+    ScanReadError,
+    setting,
+)
 from napari_medseg.io.content import checked_geometry
 from napari_medseg.io.dicom_structure import check_dicom_file
 from napari_medseg.io.formats import is_dicom_file, suffix_of
@@ -199,7 +204,7 @@ def _select(
         listing = "; ".join(f"[{i}] {s.label()}" for i, s in enumerate(series))
         msg = (
             f"{path} holds {len(series)} DICOM series: {listing}. Choose one with "
-            "series=<index or UID> (CLI: --series)"
+            f"{setting('series', '<index or UID>')}"
         )
         raise AmbiguousDicomSeriesError(msg, series)
     if isinstance(choice, int) or (isinstance(choice, str) and choice.isdigit()):
