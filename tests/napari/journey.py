@@ -6,11 +6,12 @@ step waits for its background job by spinning the Qt event loop, records a
 :class:`StepRecord` and, when a folder is given, a full-window screenshot.
 
 Steps: open the bundled abdominal CT through the reader in the main job's window, segment it
-with the starter model the Segment tab suggests for CT, correct two slices (the voxels where
-the prediction disagrees with the reference are repainted through napari's Labels API, as a
-brush would), mark them reviewed, fine-tune a few steps, re-segment, evaluate against the
-bundled reference label file, register and fuse a second scan, save the labels and reopen
-them.
+with the starter model the Segment tab suggests for CT, paint the liver on three slices of a
+new Labels layer and train a model on them in the Train tab (it adds the whole-volume mask),
+correct three slices of the prediction (the voxels where it disagrees with the reference are
+repainted through napari's Labels API, as a brush would), mark them reviewed, fine-tune (the
+job re-segments the scan and adds the result), evaluate against the bundled reference label
+file, register and fuse a second scan, save the labels and reopen them.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ SAMPLES = REPO / "sample_volumes"
 SCAN = SAMPLES / "ct_abdomen.nii.gz"
 REFERENCE = SAMPLES / "ct_abdomen_tissue.nrrd"
 SECOND_SCAN = SAMPLES / "mr_abdomen.nii.gz"
-CORRECTED_SLICES = (8, 20)
+ORGANS = SAMPLES / "ct_abdomen_organs.nii.gz"
+CORRECTED_SLICES = (6, 14, 22)
+PAINTED_SLICES = (5, 15, 25)
+LIVER = 5
 PLUGIN = "napari-medseg"
 
 
@@ -59,7 +63,7 @@ class Journey:
     """One napari window and the docked MedSeg widgets, stepped through the journey."""
 
     shots: Path | None = None
-    steps: int = 8
+    steps: int = 60
     timeout_s: float = 600.0
     viewer: napari.Viewer | None = None  # a new one (benchmark) or napari's fixture viewer
     where: bool = False  # sample the GUI thread's stack in stalls (benchmark)
@@ -152,6 +156,7 @@ class Journey:
         return record
 
     def correct(self) -> StepRecord:
+        self.trained.visible = False
         widget = self.dock("Correct and fine-tune")
         widget.reset_choices()
         widget.labels.value = self.prediction
@@ -176,24 +181,47 @@ class Journey:
 
         return self.step("correct", paint, background=False)
 
+    def train(self) -> StepRecord:
+        """Paint the liver on three slices of a new Labels layer and train on them."""
+        from napari_medseg.io import read_label_map
+
+        organs = read_label_map(ORGANS).array
+        self.liver = organs == LIVER
+        layer = self.viewer.add_labels(np.zeros(self.liver.shape, np.uint8), name="liver",
+                                       scale=self.image.scale, translate=self.image.translate,
+                                       affine=self.image.affine.affine_matrix)
+        for z in PAINTED_SLICES:
+            idx = np.nonzero(self.liver[z])
+            layer.data_setitem((np.full(idx[0].shape, z), *idx), 1)
+        self.painted = layer
+        widget = self.dock("Train")
+        widget.reset_choices()
+        widget.images.value = [self.image]
+        widget.labels.value = layer
+        widget.device.value = "cpu"
+        widget.learn_controls["steps"].value = 2 * self.steps
+
+        def run() -> Callable[[], bool]:
+            widget.run()
+            return lambda: not widget.runner.running
+
+        record = self.step("train", run, background=True, runner=widget.runner)
+        self.trained = self.viewer.layers[-1]
+        self.trained.opacity = 0.6
+        layer.visible = False
+        return record
+
     def finetune(self) -> StepRecord:
         widget = self.dock("Correct and fine-tune")
+        before = len(self.viewer.layers)
 
         def run() -> Callable[[], bool]:
             widget.finetune()
             return lambda: not widget.runner.running
 
-        return self.step("finetune", run, background=True, runner=widget.runner)
-
-    def resegment(self) -> StepRecord:
-        widget = self.dock("Correct and fine-tune")
-
-        def run() -> Callable[[], bool]:
-            widget.resegment()
-            return lambda: not widget.runner.running
-
-        record = self.step("resegment", run, background=True, runner=widget.runner)
-        self.resegmented = self.viewer.layers[-1]
+        record = self.step("finetune", run, background=True, runner=widget.runner)
+        self.resegmented = (self.viewer.layers[-1] if len(self.viewer.layers) > before
+                            else self.prediction)
         return record
 
     def evaluate(self) -> StepRecord:
@@ -239,9 +267,9 @@ class Journey:
     def run_all(self, folder: Path) -> list[StepRecord]:
         self.open_scan()
         self.segment()
+        self.train()
         self.correct()
         self.finetune()
-        self.resegment()
         self.evaluate()
         self.fuse()
         self.save_and_reopen(folder)

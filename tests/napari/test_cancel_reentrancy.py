@@ -224,21 +224,32 @@ def test_finetune_cancel_keeps_a_complete_checkpoint_or_nothing(make_napari_view
     widget.model.value = str(parent)
     widget.device.value = "cpu"
     widget.steps.value = 500
+    widget.learn_controls["learning_rate"].value = 1e-2
     widget.mark_all()
     widget.finetune()
     widget.finetune()  # a second press while it runs: refused, not queued
     assert "already running" in shown[-1], shown
-    qtbot.waitUntil(lambda: widget.progress.value > 0 or not widget.runner.running,
-                    timeout=120_000)
+    # cancel once a validation has beaten the parent: those weights are kept, once
+    def gained() -> bool:
+        return widget.trainer is not None and widget.trainer.last_good().best_step > 0
+
+    qtbot.waitUntil(lambda: gained() or not widget.runner.running, timeout=180_000)
     assert widget.runner.running, (shown, widget.status.value)
     widget.cancel()
     qtbot.waitUntil(lambda: not widget.runner.running, timeout=120_000)
     saved = sorted(folder.glob("liver-ft-v*.safetensors"))
-    assert len(saved) == 1  # the last good weights, once
-    load_checkpoint(saved[0])
-    assert "cancelled after" in widget.status.value
+    assert len(saved) == 1  # the best validated weights, once
+    _model, spec = load_checkpoint(saved[0])
+    assert spec.provenance["best_step"] > 0
+    assert "best validated weights were kept" in widget.status.value
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
     assert widget.finetune_button.enabled
+    # cancelled at once, before any validated gain: nothing is saved, and the status says so
+    widget.finetune()
+    widget.cancel()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=120_000)
+    assert sorted(folder.glob("liver-ft-v*.safetensors")) == saved
+    assert widget.status.value.startswith("cancelled"), widget.status.value
 
 
 @pytest.mark.gui

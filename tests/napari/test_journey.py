@@ -15,7 +15,7 @@ import pytest
 
 from napari_medseg._napari.dock import find_dock
 from napari_medseg.inference.catalog import find_checkpoint
-from tests.napari.journey import CORRECTED_SLICES, SAMPLES, Journey
+from tests.napari.journey import CORRECTED_SLICES, PAINTED_SLICES, SAMPLES, Journey
 
 pytestmark = pytest.mark.gui
 
@@ -29,7 +29,7 @@ def _same_place(layer, image) -> None:
 
 def test_journey_from_scan_to_saved_labels(tmp_path, qtbot, make_napari_viewer):
     shots = Path(os.environ.get("NAPARI_MEDSEG_JOURNEY_SHOTS", tmp_path / "shots"))
-    journey = Journey(shots=shots, steps=8, viewer=make_napari_viewer(show=True))
+    journey = Journey(shots=shots, viewer=make_napari_viewer(show=True))
     try:
         image = journey.image
         record = journey.open_scan()
@@ -48,6 +48,21 @@ def test_journey_from_scan_to_saved_labels(tmp_path, qtbot, make_napari_viewer):
         assert set(np.unique(prediction.data)) <= {0, 1, 2}
         assert (np.asarray(prediction.data) == 1).mean() > 0.3  # the body is found
 
+        journey.train()
+        train = find_dock(journey.viewer).tab("Train")
+        assert train.last_model is not None
+        assert train.last_model.name == "liver-unet-v1.safetensors"
+        trained = journey.trained
+        assert trained.name == "ct_abdomen [liver-unet-v1]"
+        _same_place(trained, image)
+        untouched = np.ones(journey.liver.shape, bool)
+        untouched[list(PAINTED_SLICES)] = False
+        found = np.asarray(trained.data) > 0
+        dice = 2 * (found & journey.liver & untouched).sum() / (
+            (found & untouched).sum() + (journey.liver & untouched).sum())
+        assert dice > 0.7, dice  # the liver on slices nobody painted
+        assert "learned" in train.status.value
+
         journey.correct()
         finetune = find_dock(journey.viewer).tab("Correct and fine-tune")
         tracker = finetune.tracker
@@ -59,17 +74,14 @@ def test_journey_from_scan_to_saved_labels(tmp_path, qtbot, make_napari_viewer):
 
         journey.finetune()
         new = finetune.new_checkpoint
-        assert new is not None
+        assert new is not None, finetune.status.value  # three corrected slices pay off
         assert new.name == "head-ct-tissue-ft-v1.safetensors"
         assert new.parent != find_checkpoint("head-ct-tissue").parent  # never into the package
         assert finetune.curve.loss
-
-        journey.resegment()
-        again = journey.resegmented
+        again = journey.resegmented  # the job re-segmented once and added the result
         assert again.name == "ct_abdomen [head-ct-tissue-ft-v1]"
         _same_place(again, image)
-        assert finetune.comparison is not None
-        assert "Dice" in finetune.status.value
+        assert "held-back corrections: Dice" in finetune.status.value
 
         journey.evaluate()
         evaluate = find_dock(journey.viewer).tab("Evaluate")
@@ -100,6 +112,6 @@ def test_journey_from_scan_to_saved_labels(tmp_path, qtbot, make_napari_viewer):
             assert record.screenshot is not None
             assert record.screenshot.stat().st_size > 10_000, record.name
             assert record.canvas_std > 10, f"blank canvas after {record.name}"
-        assert len(journey.records) == 8
+        assert len(journey.records) == 8  # open, segment, train, correct, fine-tune, ...
     finally:
         journey.close()

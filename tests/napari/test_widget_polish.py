@@ -35,13 +35,14 @@ from napari_medseg._napari.widgets.finetune_widget import FinetuneWidget
 from napari_medseg._napari.widgets.fuse_widget import FuseWidget
 from napari_medseg._napari.widgets.scan_widget import ScanWidget
 from napari_medseg._napari.widgets.segment_widget import FROM_FILE, MODEL_KEY, SegmentWidget
+from napari_medseg._napari.widgets.train_widget import TrainWidget
 from napari_medseg.events import Progress
 from napari_medseg.inference.catalog import find_checkpoint
 from tests.conftest import save_tiny_ct_checkpoint
 
 pytestmark = pytest.mark.gui
 
-WIDGETS = (ScanWidget, SegmentWidget, FinetuneWidget, EvaluateWidget, FuseWidget)
+WIDGETS = (ScanWidget, SegmentWidget, TrainWidget, FinetuneWidget, EvaluateWidget, FuseWidget)
 INTERACTIVE = (QAbstractButton, QComboBox, QAbstractSpinBox, QLineEdit, QAbstractSlider,
                QAbstractItemView, QTextEdit, QPlainTextEdit)
 CTRL_SHIFT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
@@ -96,7 +97,7 @@ def test_main_window_opens_every_widget_as_tabs_with_segment_in_front(qtbot,
     viewer = open_viewer(sample="ct_abdomen", viewer=make_napari_viewer(show=True))
     qtbot.wait(50)
     names = widget_names()
-    assert names == ["Scan", "Segment", "Correct and fine-tune", "Evaluate", "Fuse"]
+    assert names == ["Scan", "Segment", "Train", "Correct and fine-tune", "Evaluate", "Fuse"]
     dock = viewer.window.dock_widgets["MedSeg"]  # one dock, a tab per widget
     assert list(viewer.window.dock_widgets) == ["MedSeg"]
     widgets = {n: dock.tab(n) for n in names}
@@ -148,9 +149,9 @@ def test_shortcut_keys_are_free_in_napari():
     from napari.utils.key_bindings import coerce_keybinding
     from napari.utils.shortcuts import default_shortcuts
 
-    ours = {coerce_keybinding(k) for k in (shortcuts.SEGMENT, shortcuts.FINETUNE,
+    ours = {coerce_keybinding(k) for k in (shortcuts.SEGMENT, shortcuts.TRAIN, shortcuts.FINETUNE,
                                            shortcuts.MARK_REVIEWED, shortcuts.CANCEL)}
-    assert len(ours) == 4
+    assert len(ours) == 5
     napari_keys = {coerce_keybinding(k) for keys in default_shortcuts.values() for k in keys}
     assert not ours & napari_keys
 
@@ -466,4 +467,4 @@ def test_values_a_control_no_longer_accepts_are_skipped(make_napari_viewer):
     assert segment.device.value == "auto"
     assert segment.overlap.value == pytest.approx(0.3)  # the good values still apply
     assert segment.batch.value >= 0
-    assert FinetuneWidget(viewer).steps.value == 100
+    assert FinetuneWidget(viewer).steps.value == 0  # 0 = as many as fit the time budget

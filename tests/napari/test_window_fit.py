@@ -30,17 +30,10 @@ DOC_SHOTS = {  # report step -> name in docs/images/window/
     "main 3 Correct and fine-tune": "main-correct",
 }
 # "Most of the width": at 1920 px the canvas gets half the window or more; at 1280 px, where
-# napari's own layer panels take 271-337 px, it is the widest part of the window.  Not yet at
-# 1280: the dock is as wide as its widest tab needs, and the widest rows are inside the tabs.
-NARROW_CANVAS = ("at 1280x800 the Correct tab's slice-interpolation row (446 px) makes the "
-                 "dock 480 px and leaves the canvas 437 px; the Run/Cancel rows with their "
-                 "shortcuts (363 px) come next")
-# Controls that were cut before the dock existed and are the widgets' own: each must still
-# be cut (so this list is pruned when they are fixed), and no other may be.
-KNOWN_CUT = {
-    ("Correct and fine-tune", "QLargeIntSpinBox"):
-        "the interpolation row squeezes its two slice spin boxes below their minimum width",
-}
+# napari's own layer panels take 271-337 px, it is the widest part of the window.
+# Controls the widgets cut on purpose (none now): each listed one must still be cut (so the
+# list is pruned when it is fixed), and no other may be.
+KNOWN_CUT: dict[tuple[str, str], str] = {}
 
 
 @pytest.fixture(scope="module", params=SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
@@ -118,9 +111,7 @@ def test_main_window_fits_the_screen(report):
         assert record["frame"] == record["available"], record["step"]
 
 
-def test_canvas_keeps_most_of_the_width(report, request):
-    if report["screen"] == [1280, 800]:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=NARROW_CANVAS))
+def test_canvas_keeps_most_of_the_width(report):
     for record in _with_dock(report):
         canvas = record["canvas"][0]
         widest_panel = max(rect[2] for rect in record["dock_rects"].values())

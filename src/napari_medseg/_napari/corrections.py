@@ -13,16 +13,24 @@ values changed by undo/redo (which emit no paint event), and the widget calls it
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from napari_medseg._napari.layers import geometry_from_layer_meta, geometry_kwargs, layer_meta
+from napari_medseg._napari.layers import (
+    OVERLAY_KEY,
+    geometry_from_layer_meta,
+    geometry_kwargs,
+    layer_meta,
+)
 from napari_medseg.training.journal import CorrectionJournal, CorrectionState
 
 EDITED, REVIEWED = 1, 2
+#: Width of the labeled region's outline in the overlay (napari's Labels ``contour``).
+OUTLINE_PX = 2
 
 
 def _atom_region(atom: Any) -> tuple[Any, npt.NDArray[np.bool_] | None]:
@@ -46,6 +54,16 @@ def _flat_indices(index: Any, mask: npt.NDArray[np.bool_] | None,
     return np.ravel_multi_index(tuple(coords), shape).astype(np.int64)
 
 
+_TRACKERS: weakref.WeakKeyDictionary[Any, CorrectionTracker] = weakref.WeakKeyDictionary()
+
+
+def tracker_for(layer: Any) -> CorrectionTracker | None:
+    """The tracker recording ``layer``'s corrections (the Correct tab's), if one runs: the
+    Train tab reads which slices were reviewed or edited from it."""
+    tracker = _TRACKERS.get(layer)
+    return tracker if tracker is not None and tracker.layer is layer else None
+
+
 class CorrectionTracker:
     """Records edits of ``layer`` (a napari Labels layer) and reviewed slices."""
 
@@ -60,6 +78,7 @@ class CorrectionTracker:
         self.journal: CorrectionJournal | None = None
         self._journaled = self.original.copy()  # the values the journal holds
         layer.events.paint.connect(self._on_paint)
+        _TRACKERS[layer] = self
 
     # ---------------------------------------------------------------- journal
     def attach_journal(self, journal: CorrectionJournal) -> CorrectionState | None:
@@ -89,6 +108,8 @@ class CorrectionTracker:
 
     def disconnect(self) -> None:
         self.layer.events.paint.disconnect(self._on_paint)
+        if _TRACKERS.get(self.layer) is self:
+            del _TRACKERS[self.layer]
 
     # ---------------------------------------------------------------- events
     def _on_paint(self, event: Any) -> None:
@@ -143,9 +164,12 @@ class CorrectionTracker:
         if self.overlay is None or self.overlay not in viewer.layers:
             geometry = geometry_from_layer_meta(layer_meta(self.layer), self.layer.ndim)
             data = np.zeros(self.edited.shape, dtype=np.uint8)
+            # outlines (contour) keep what a person painted visible underneath: edited voxels
+            # get their outline, a reviewed slice a frame around it
             self.overlay = viewer.add_labels(
-                data, name=f"{self.layer.name} labeled region", opacity=0.35,
-                **geometry_kwargs(geometry))
+                data, name=f"{self.layer.name} labeled region", opacity=0.8,
+                metadata={OVERLAY_KEY: True}, **geometry_kwargs(geometry))
+            self.overlay.contour = OUTLINE_PX
             self._update_overlay(tuple(slice(None) for _ in data.shape))
             viewer.layers.selection.active = self.layer
         return self.overlay

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from qtpy.QtCore import QEvent, Qt, QTimer
+from qtpy.QtCore import QEvent, QSize, Qt, QTimer
 from qtpy.QtWidgets import (
     QDockWidget,
     QFrame,
@@ -42,6 +42,7 @@ from qtpy.QtWidgets import (
 )
 
 import napari
+from napari_medseg._napari import shortcuts
 from napari_medseg._napari.notify import report
 from napari_medseg._napari.screen import fit_to_screen, grow_within_screen
 
@@ -77,6 +78,8 @@ TABS: tuple[Tab, ...] = (
         tooltip="Geometry of the selected scan and display presets"),
     Tab(name="Segment", title="Segment", factory=f"{_WIDGETS}.segment_widget:SegmentWidget",
         tooltip="Segment scans with a model"),
+    Tab(name="Train", title="Train", factory=f"{_WIDGETS}.train_widget:TrainWidget",
+        tooltip="Train a model of any zoo network from a few annotated slices"),
     Tab(name="Correct and fine-tune", title="Correct",
         factory=f"{_WIDGETS}.finetune_widget:FinetuneWidget",
         tooltip="Correct a prediction by hand and fine-tune the model on the corrections"),
@@ -111,6 +114,15 @@ def _wants_height(widget: QWidget) -> bool:
     return False
 
 
+class _Holder(QWidget):
+    """A scroll area's content that is never squeezed below its preferred height: a tab
+    taller than the dock scrolls instead of shrinking its buttons."""
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        return QSize(hint.width(), max(hint.height(), self.sizeHint().height()))
+
+
 class TabPage(QScrollArea):
     """A tab's widget in a scroll area: taller than the dock, it scrolls vertically; in a
     dock narrower than :meth:`needed_width` (a small screen, or a person narrowed it), it
@@ -121,7 +133,7 @@ class TabPage(QScrollArea):
         self.content = content
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
-        holder = QWidget()
+        holder = _Holder()
         layout = QVBoxLayout(holder)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(content)
@@ -156,6 +168,7 @@ class MedSegDock(QWidget):
         for tab in tabs:
             widget = self._create(tab)
             page = TabPage(_qt(widget))
+            page.widget().installEventFilter(self)  # a tab that grows widens the dock
             index = self.tabs.addTab(page, tab.title)
             self.tabs.setTabToolTip(index, tab.tooltip or tab.name)
             self.widgets[tab.name] = widget
@@ -222,7 +235,28 @@ class MedSegDock(QWidget):
             return 0
         width = min(self.needed_width(), int(MAX_SHARE * window.width()))
         window.resizeDocks([qdock], [width], Qt.Orientation.Horizontal)
+        self._fitted = width
         return width
+
+    def eventFilter(self, watched: Any, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest:
+            self.grow_to_fit()
+        return False
+
+    def grow_to_fit(self) -> None:
+        """Widen the dock again when a tab's content grew (a scan opened, a longer list),
+        unless the person resized the dock since it was last fitted."""
+        def grow() -> None:  # after the event loop has laid the changed tabs out
+            if not shortcuts.alive(self):  # the dock was closed meanwhile
+                return
+            qdock = self.dock_widget()
+            fitted = getattr(self, "_fitted", None)
+            if qdock is None or fitted is None or abs(qdock.width() - fitted) > 2:
+                return
+            if self.needed_width() > self.width():
+                self.fit_width()
+
+        QTimer.singleShot(0, grow)
 
     # ---------------------------------------------------------------- passed on to tabs
     def reset_choices(self, *args: Any) -> None:
@@ -230,6 +264,7 @@ class MedSegDock(QWidget):
             reset = getattr(widget, "reset_choices", None)
             if reset is not None:
                 reset(*args)
+        self.grow_to_fit()
 
     def refresh_models(self) -> None:
         for widget in self.widgets.values():
@@ -324,6 +359,10 @@ class ScanTab(TabOpener):
 
 class SegmentTab(TabOpener):
     name = "Segment"
+
+
+class TrainTab(TabOpener):
+    name = "Train"
 
 
 class CorrectTab(TabOpener):

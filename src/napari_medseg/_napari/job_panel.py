@@ -20,7 +20,7 @@ from qtpy.QtWidgets import QSizePolicy
 from napari_medseg._napari import shortcuts
 from napari_medseg._napari.jobs import JobRunner
 from napari_medseg._napari.notify import message, report, warn
-from napari_medseg.events import Event, Progress
+from napari_medseg.events import Event, Log, Progress
 
 
 def format_clock(seconds: float) -> str:
@@ -113,6 +113,7 @@ class JobPanel(Container):
         text: str,
         on_progress: Callable[[Progress], None] | None = None,
         on_finished: Callable[[], None] | None = None,
+        on_log: Callable[[Log], None] | None = None,
     ) -> None:
         """Run ``job`` in the background; ``on_done`` gets its result (not after a cancel).
 
@@ -155,7 +156,7 @@ class JobPanel(Container):
                 on_finished()
 
         self.runner.start(watched(), on_progress=on_progress or self.show_progress,
-                          on_done=done, on_finished=finished, context=context)
+                          on_done=done, on_finished=finished, context=context, on_log=on_log)
 
     def _guarded(self, step: Callable[..., None], *args: Any) -> None:
         try:

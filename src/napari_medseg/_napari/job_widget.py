@@ -77,7 +77,7 @@ from napari_medseg._napari.layers import is_overlay
 from napari_medseg._napari.notify import report, warn
 from napari_medseg._napari.settings import WidgetSettings
 from napari_medseg.errors import MedsegError
-from napari_medseg.events import Event, Progress
+from napari_medseg.events import Event, Log, Progress
 
 
 @dataclass
@@ -95,6 +95,18 @@ class JobStart:
 
 def _qt(widget: Widget | QWidget) -> QWidget:
     return widget if isinstance(widget, QWidget) else widget.native
+
+
+def describe_channel_rows(images: Any) -> None:
+    """Tooltips for a scan list's rows (a layer and a remove button per input channel) and
+    its add button; call it whenever the list changes."""
+    plus = getattr(images, "btn_plus", None)
+    if plus is not None:
+        plus.tooltip = "Add a scan as another input channel (multi-channel models)"
+    rows = [w for w in images if hasattr(w, "btn_minus")]
+    for i, row in enumerate(rows):
+        row.value_widget.tooltip = f"Image layer for input channel {i} of the model"
+        row.btn_minus.tooltip = "Remove this scan from the input"
 
 
 class JobWidget(QWidget):
@@ -201,7 +213,8 @@ class JobWidget(QWidget):
         self.clear_result()
         self.panel.start(start.job, on_done=start.on_done or self.show_result,
                          context=self.section, text=start.text,
-                         on_progress=self.on_progress, on_finished=self.on_finished)
+                         on_progress=self.on_progress, on_finished=self.on_finished,
+                         on_log=self.on_log)
 
     def cancel(self) -> None:
         """Stop the running job at its next step (nothing happens when none runs)."""
@@ -211,6 +224,9 @@ class JobWidget(QWidget):
     def on_progress(self, event: Progress) -> None:
         """A progress event of the running job (GUI thread): bar and status by default."""
         self.panel.show_progress(event)
+
+    def on_log(self, event: Log) -> None:
+        """A line the running job logged (GUI thread); warnings are also notifications."""
 
     def show_result(self, result: Any) -> None:
         """The job's result (GUI thread, not after a Cancel): queue it with :meth:`present`."""

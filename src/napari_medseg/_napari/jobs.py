@@ -61,8 +61,13 @@ class JobRunner:
         on_done: Callable[[Any], None],
         on_finished: Callable[[], None],
         context: str,
+        on_log: Callable[[Log], None] | None = None,
     ) -> GeneratorWorker | None:
-        """Start ``job``; returns the worker, or ``None`` (with a warning) if one is running."""
+        """Start ``job``; returns the worker, or ``None`` (with a warning) if one is running.
+
+        ``on_log`` gets every :class:`Log` line on the GUI thread (warnings are shown as
+        notifications as well).
+        """
         if self.running:
             warn(f"{context} is already running; wait for it or press Cancel")
             job.close()
@@ -82,7 +87,10 @@ class JobRunner:
                 return
             if isinstance(event, Progress):
                 on_progress(event)
-            elif isinstance(event, Log) and event.level == "warning":
+                return
+            if on_log is not None:
+                on_log(event)
+            if event.level == "warning":
                 warn(event.message)
 
         def on_returned(result: Any) -> None:

@@ -9,6 +9,7 @@ value it refuses is a :class:`~napari_medseg.errors.MedsegError` naming the cont
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -53,7 +54,11 @@ def control_for(field: OptionField) -> ValueWidget:
             kwargs["step"] = how.step
         if field.kind is int:
             return SpinBox(value=int(number or 0), **kwargs)
-        return FloatSpinBox(value=float(number or 0.0), **kwargs)
+        control = FloatSpinBox(**kwargs)
+        if how.step is not None and how.step < 0.01:  # e.g. a learning rate of 3e-4
+            control.native.setDecimals(max(2, int(-math.floor(math.log10(how.step))) + 1))
+        control.value = float(number or 0.0)
+        return control
     return LineEdit(label=field.label, value="" if default is None else str(default),
                     tooltip=tooltip)
 

@@ -20,6 +20,7 @@ from qtpy.QtGui import QKeySequence
 import napari
 
 SEGMENT = "Ctrl+Shift+S"
+TRAIN = "Ctrl+Shift+L"
 FINETUNE = "Ctrl+Shift+F"
 MARK_REVIEWED = "Ctrl+Shift+R"
 CANCEL = "Ctrl+Shift+X"

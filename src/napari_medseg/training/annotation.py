@@ -263,3 +263,19 @@ def plan_validation(layout: AnnotationLayout, labeled: npt.NDArray[np.bool_],
     if plan is not None:
         return plan
     return _region_plan(layout, labeled, labels)
+
+
+def slices_holding_labels(labels: npt.NDArray[np.integer], axis: int = 0
+                          ) -> npt.NDArray[np.bool_]:
+    """Bool mask of every slice across ``axis`` that holds a foreground label, whole: what a
+    person who painted a few slices of a new Labels layer annotated (the unpainted voxels of
+    those slices are background; the other slices are unlabeled).  A 2D image: all of it when
+    it holds a label."""
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        return np.full(labels.shape, bool(labels.any()))
+    other = tuple(i for i in range(3) if i != axis)
+    held = np.asarray(labels != 0).any(axis=other)
+    shape = [1, 1, 1]
+    shape[axis] = labels.shape[axis]
+    return np.broadcast_to(held.reshape(shape), labels.shape).copy()

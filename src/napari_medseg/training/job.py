@@ -26,7 +26,7 @@ layers.  In order:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ from napari_medseg.training.labeled_volume import LabeledVolume
 from napari_medseg.training.plan import LearnOptions, TrainingPlan, plan_training
 from napari_medseg.training.resume import RunCheckpoints
 from napari_medseg.training.suggest import SliceSuggestion, rank_slices
-from napari_medseg.training.trainer import Trainer, TrainResult, Verdict
+from napari_medseg.training.trainer import MIN_HELD_BACK_DICE, Trainer, TrainResult, Verdict
 from napari_medseg.training.versioning import save_new_version
 
 #: A foreground class labeling more than this share of the scan (while the annotation gives it
@@ -170,13 +170,30 @@ def _check_not_everywhere(mask: np.ndarray, volume: LabeledVolume, names: dict[i
             raise TrainingError(msg)
 
 
+def save_cancelled(trainer: Trainer, save: SaveTarget) -> Path | None:
+    """After a Cancel: save the best *validated* weights so far when they are worth keeping
+    (from scratch: a held-back Dice of at least ``MIN_HELD_BACK_DICE``; a fine-tune: a
+    validated gain over its parent), else nothing; returns the new file or ``None``."""
+    result = trainer.last_good()
+    measured = np.isfinite(result.best_val_dice)
+    if trainer.mode == "finetune":
+        keep = measured and result.best_step > 0
+    else:
+        keep = measured and result.best_step > 0 and result.best_val_dice >= MIN_HELD_BACK_DICE
+    if not keep:
+        return None
+    return save_new_version(result, path=save.path, folder=save.folder,
+                            name=save.name or result.spec.architecture)
+
+
 def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = None, *,
               start_from: str | Path | None = None, save: SaveTarget | None = None,
               segment: bool = True, class_names: dict[int, str] | None = None,
               provenance: dict[str, Any] | None = None,
               validation_volumes: Sequence[LabeledVolume] = (),
               checkpoints: RunCheckpoints | None = None,
-              n_classes: int | None = None) -> Job[LearnResult]:
+              n_classes: int | None = None,
+              on_trainer: Callable[[Trainer], None] | None = None) -> Job[LearnResult]:
     """Plan, train, judge, segment the first scan and save (see the module docstring).
 
     ``start_from``: a checkpoint (file or starter name) to fine-tune / continue from;
@@ -185,7 +202,8 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
     ``validation_volumes``: other labeled scans to measure the run on (instead of held-back
     voxels), scored at the end (``heldout_scores``, also in the provenance); ``checkpoints``:
     save the run's state periodically / resume it; ``n_classes``: classes of a new model
-    (default: the largest labeled value + 1).
+    (default: the largest labeled value + 1); ``on_trainer`` is called with the trainer as it
+    starts (a GUI keeps it to save the best weights after a Cancel: :func:`save_cancelled`).
     """
     options = options or LearnOptions()
     started = time.perf_counter()
@@ -213,6 +231,8 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
         trainer = Trainer.from_scratch(plan.spec, volumes, plan.train, provenance=record,
                                        validation_volumes=validation_volumes,
                                        checkpoints=checkpoints)
+    if on_trainer is not None:
+        on_trainer(trainer)
     result = yield from trainer.job()
     verdict = result.verdict or Verdict(learned=False, reasons=["the run did not finish"])
     names = dict(result.spec.class_names)

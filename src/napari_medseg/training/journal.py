@@ -20,6 +20,7 @@ import base64
 import json
 import os
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,30 @@ class JournalError(MedsegError):
     """A corrections journal is damaged or belongs to another grid."""
 
 
-def journal_path_for(scan_path: str | Path, folder: str | Path | None = None) -> Path:
-    """``<folder or scan's folder>/<scan name>.corrections.jsonl``."""
-    scan_path = Path(scan_path)
-    base = Path(folder) if folder is not None else scan_path.parent
-    return base / f"{strip_image_suffix(scan_path.name)}{SUFFIX}"
+def journal_path_for(scan_path: str | Path | None, folder: str | Path | None = None, *,
+                     labels_name: str | None = None, fallback: str | Path | None = None,
+                     protected: Sequence[str | Path] = ()) -> Path:
+    """Where the corrections of one label layer on one scan are journaled: the one rule.
+
+    ``<folder or scan's folder>/<scan name>[.<labels name>].corrections.jsonl``.  The journal
+    goes to ``fallback`` (a user folder) instead when the scan has no file, when its folder
+    cannot be written, or when it is one of ``protected`` (the bundled samples: never write
+    into the package).  ``labels_name`` keeps two label layers of one scan apart (characters
+    other than letters, digits, ``-`` and ``_`` become ``_``).
+    """
+    safe = "" if labels_name is None else "." + "".join(
+        c if c.isalnum() or c in "-_" else "_" for c in labels_name)
+    if scan_path is None or str(scan_path) == "":
+        if fallback is None:
+            msg = "a scan without a file needs a fallback folder for its corrections journal"
+            raise ValueError(msg)
+        return Path(fallback) / f"{safe.lstrip('.') or 'labels'}{SUFFIX}"
+    source = Path(scan_path)
+    base = Path(folder) if folder is not None else (source if source.is_dir() else source.parent)
+    blocked = [Path(p).resolve() for p in protected]
+    if fallback is not None and (not os.access(base, os.W_OK) or base.resolve() in blocked):
+        base = Path(fallback)
+    return base / f"{strip_image_suffix(source.name)}{safe}{SUFFIX}"
 
 
 def _pack(array: npt.NDArray[Any]) -> str:

@@ -85,22 +85,23 @@ class LearnOptions:
                        help="2 (2D/2.5D across slices), 3 (3D), or auto (from the architecture "
                             "and the annotation)")
     budget_s: float | None = option(
-        None, flag="--budget", metavar="SECONDS", low=10, high=36000, none_as=0,
+        None, flag="--budget", metavar="SECONDS", low=0, high=36000, none_as=0,
         help="time for the whole run: train, then segment the scan (default 120 s on a CPU, "
              "30 s on a GPU)")
     widths: str = option("fast", choices=WIDTHS,
                          help="fast: widths planned to fit the budget; paper: as published")
     context_slices: int | None = option(
-        None, low=0, high=8, none_as=-1,
-        help="2.5D: neighbouring slices per side given as channels (default: 1, none across "
-             "slices thicker than 2.5 pixels)")
-    steps: int | None = option(None, low=1, high=1_000_000, none_as=0,
+        None, low=-1, high=8, none_as=-1,
+        help="2.5D (-1: planned): neighbouring slices per side given as channels (default: 1, "
+             "none across slices thicker than 2.5 pixels)")
+    steps: int | None = option(None, low=0, high=1_000_000, none_as=0,
                                help="exact optimiser steps (default: what fits the budget)")
-    batch_size: int | None = option(None, flag="--batch", low=1, high=256, none_as=0,
+    batch_size: int | None = option(None, flag="--batch", low=0, high=256, none_as=0,
                                     help="patches per step (default: planned)")
     patch_size: tuple[int, ...] | None = option(None, flag="--patch", nargs="+", metavar="N",
                                                 help="patch in voxels (default: planned)")
-    learning_rate: float | None = option(None, flag="--lr", low=1e-6, high=1.0, none_as=0,
+    learning_rate: float | None = option(None, flag="--lr", low=0.0, high=1.0, none_as=0,
+                                         step=1e-4,
                                          help="peak AdamW learning rate (default: planned)")
     normalization: str = option(
         "auto", choices=("auto", "ct_window", "percentile", "zscore", "none"),
@@ -120,7 +121,7 @@ class LearnOptions:
     spacing: tuple[float, ...] | None = option(
         None, nargs="+", metavar="MM", gui=False,
         help="train at this spacing (mm, Z Y X): scans are resampled (default: the scan's own)")
-    validate_every: int | None = option(None, low=1, high=100_000, none_as=0, gui=False,
+    validate_every: int | None = option(None, low=0, high=100_000, none_as=0, gui=False,
                                         help="steps between validations (default: planned)")
     patience: int = option(4, low=1, high=10_000, gui=False,
                            help="validations without a gain before the validated part ends")
@@ -130,10 +131,12 @@ class LearnOptions:
              "training (default: 0.3 for a few annotated slices, 0 for dense labels)")
     augment: bool = option(True, help="augment the patches (rotation, scaling, elastic, "
                                       "intensity; never left-right mirroring)")
+    freeze_encoder: bool = option(False, help="train the decoder only (a fine-tune that keeps "
+                                              "what the encoder learned)")
     combine: bool = option(True, help="combine the network with your annotation for this "
                                       "scan's mask (chosen on held-back slices)")
     device: str = option("auto", help="auto (default), cpu, cuda, cuda:N, mps")
-    threads: int | None = option(None, low=1, high=256, none_as=0, gui=False,
+    threads: int | None = option(None, low=0, high=256, none_as=0, gui=False,
                                  help="CPU threads for torch")
     seed: int = option(0, gui=False, help="random seed")
 
@@ -501,7 +504,7 @@ def plan_training(volumes: Sequence[LabeledVolume], options: LearnOptions, *,
         fold_in=options.fold_in if options.fold_in is not None else (
             0.0 if layout.dense else FOLD_IN),
         slice_axis=axis or 0, device=str(device), threads=options.threads, seed=options.seed,
-        augment=augment,
+        augment=augment, freeze_encoder=options.freeze_encoder,
         time_limit_s=None if options.steps else 1.5 * steps * step_s + 10.0)
     notes.append(f"{steps} steps fit the {budget:.0f} s budget ({step_s * 1000:.0f} ms per "
                  f"step measured here; segmenting the scan twice takes about "

@@ -444,8 +444,10 @@ class Trainer:
                                              generator.get_state(), torch.get_rng_state()),
                                  context)
             note = " (all annotations)" if phase == "fold" else ""
-            yield clock.event(step, f"step {step} loss {loss:.4f}{note}",
-                              {k: v for k, v in record.items() if k != "step"})
+            shown = {k: v for k, v in record.items() if k != "step"}
+            if phase == "fold":
+                shown["fold_in"] = 1.0  # the held-back voxels train too from here on
+            yield clock.event(step, f"step {step} loss {loss:.4f}{note}", shown)
             late = deadline is not None and time.perf_counter() > deadline
             if phase != "validate":
                 if late:

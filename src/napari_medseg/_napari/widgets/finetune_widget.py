@@ -1,67 +1,63 @@
-"""The Correct / Fine-tune dock widget.
+"""The Correct tab: correct a prediction with napari's Labels tools, then fine-tune its model.
 
-Bind it to a prediction Labels layer and its scan.  Correct with napari's Labels tools (the
-:class:`CorrectionTracker` records the edited voxels), mark slices reviewed, press Fine-tune:
-the core :class:`~napari_medseg.training.Trainer` learns from the labeled voxels only, in the
-background, with a live loss curve.  The result is saved as a new checkpoint version (the
-Segment widget lists it); Re-segment runs it and shows Dice/IoU before and after on the
-labeled voxels.  Cancel keeps the best weights so far.
+Bind it to a prediction Labels layer and its scan and press *Track corrections*: the
+:class:`CorrectionTracker` records the voxels a person edits and the slices they mark reviewed
+(journaled as they happen, so a crash loses nothing; the journal's place is the core rule
+:func:`~napari_medseg.training.journal.journal_path_for`).  An outline overlay shows the
+labeled region without hiding what was painted.  *Fine-tune* runs the same core job as the
+Train tab (:func:`~napari_medseg.training.job.train_job`) from the model that made the labels:
+it holds back a corrected slice, keeps the model when the fine-tune does not beat it there
+(nothing is saved: a new version never equals its parent), and otherwise saves
+``<model>-ft-vN`` and adds the re-segmented scan as a new layer - one prediction, made by the
+job.  Cancel keeps the best validated weights when they beat the parent.
 
-The model defaults to the one that made the chosen labels (Segment records it); model, steps,
-learning rate, encoder freezing and device are remembered between sessions.  Ctrl+Shift+R
-marks the current slice reviewed, Ctrl+Shift+F fine-tunes, Ctrl+Shift+X cancels, also while
-the canvas has focus (painting).
+The model defaults to the one that made the chosen labels (Segment records it); model,
+budget and device are remembered between sessions.  Ctrl+Shift+R marks the current slice
+reviewed, Ctrl+Shift+F fine-tunes, Ctrl+Shift+X cancels, also while painting.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FloatSpinBox,
-    PushButton,
-    SpinBox,
-    create_widget,
-)
-from qtpy.QtCore import QPointF, Qt, QTimer
-from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from magicgui.widgets import ComboBox, Container, PushButton, SpinBox
 
 import napari
 from napari_medseg._napari import shortcuts
 from napari_medseg._napari.corrections import CorrectionTracker
-from napari_medseg._napari.job_panel import JobPanel
+from napari_medseg._napari.job_widget import JobStart, JobWidget
 from napari_medseg._napari.jobs import gui_friendly_threads
 from napari_medseg._napari.layers import (
     MODALITY_KEY,
+    MODEL_KEY,
     SOURCE_KEY,
-    geometry_from_layer_meta,
+    add_layer_data,
     label_layer_data,
-    layer_meta,
+    labels_from_layer,
     scan_from_layer,
     unique_layer_name,
 )
+from napari_medseg._napari.model_choice import device_choices, model_choices, model_for
 from napari_medseg._napari.notify import report, warn
+from napari_medseg._napari.options_form import option_controls, options_from_controls
 from napari_medseg._napari.sample_data import sample_dir
-from napari_medseg._napari.settings import WidgetSettings
-from napari_medseg._napari.widgets.segment_widget import MODEL_KEY, device_choices, model_for
 from napari_medseg.errors import MedsegError
-from napari_medseg.events import Event, Progress
-from napari_medseg.inference import Predictor, list_checkpoints, user_models_dir
-from napari_medseg.scan import LabelMap, strip_image_suffix
+from napari_medseg.events import Event, Log, Progress
+from napari_medseg.inference import user_models_dir
 from napari_medseg.training.interpolation import interpolate_between_slices
-from napari_medseg.training.journal import SUFFIX as JOURNAL_SUFFIX
-from napari_medseg.training.journal import CorrectionJournal
+from napari_medseg.training.journal import CorrectionJournal, journal_path_for
 
 #: How often edits changed by undo/redo are journaled (ms); paint events are journaled at once.
 SYNC_INTERVAL_MS = 3000
+#: LearnOptions fields a fine-tune does not choose (the model decides) or that have a control.
+FIXED = ("architecture", "dims", "widths", "context_slices", "normalization", "window",
+         "modality", "percentiles", "features", "spacing", "budget_s", "device", "threads",
+         "seed", "validate_every", "patience", "fold_in", "combine")
+#: The controls whose values are remembered between sessions (settings keys).
+REMEMBERED = ("model", "budget", "device", "steps", "learning_rate", "freeze")
 
 
 def corrections_dir() -> Path:
@@ -69,119 +65,57 @@ def corrections_dir() -> Path:
     return user_models_dir().parent / "corrections"
 
 
-def journal_path(scan_source: str | None, labels_name: str) -> Path:
-    """``<scan folder>/<scan>.<labels>.corrections.jsonl``; in :func:`corrections_dir` when
-    that folder cannot be written or is the bundled samples folder (never the package)."""
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in labels_name)
-    if scan_source:
-        source = Path(scan_source)
-        folder = source.parent if source.is_file() else source
-        if not os.access(folder, os.W_OK) or folder.resolve() == sample_dir().resolve():
-            folder = corrections_dir()
-        return folder / f"{strip_image_suffix(source.name)}.{safe}{JOURNAL_SUFFIX}"
-    return corrections_dir() / f"{safe}{JOURNAL_SUFFIX}"
-
-FROM_FILE = "checkpoint file..."
-
-#: The controls whose values are remembered between sessions (settings keys).
-REMEMBERED = ("model", "steps", "learning_rate", "freeze", "device")
-
-
-class LossCurve(QWidget):
-    """A small live plot of the training loss (and validation Dice, dashed)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.loss: list[float] = []
-        self.dice: list[tuple[int, float]] = []
-        self.setMinimumHeight(80)
-
-    def clear(self) -> None:
-        self.loss.clear()
-        self.dice.clear()
-        self.update()
-
-    def add(self, step: int, metrics: dict[str, float]) -> None:
-        if "loss" in metrics:
-            self.loss.append(float(metrics["loss"]))
-        if "val_dice" in metrics and np.isfinite(metrics["val_dice"]):
-            self.dice.append((step, float(metrics["val_dice"])))
-        self.update()
-
-    def paintEvent(self, _event: Any) -> None:
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.Antialiasing)
-        w, h = self.width(), self.height()
-        painter.setPen(QPen(QColor("#555555")))
-        painter.drawRect(0, 0, w - 1, h - 1)
-        if len(self.loss) > 1:
-            top = max(self.loss) or 1.0
-            n = len(self.loss)
-            points = [QPointF(i / (n - 1) * (w - 4) + 2, h - 2 - v / top * (h - 4))
-                      for i, v in enumerate(self.loss)]
-            painter.setPen(QPen(QColor("#f0a030"), 1.5))
-            painter.drawPolyline(QPolygonF(points))
-            if self.dice:
-                pen = QPen(QColor("#40c0f0"), 1.5)
-                pen.setStyle(Qt.DashLine)
-                painter.setPen(pen)
-                dice_points = [QPointF(min(s, n - 1) / (n - 1) * (w - 4) + 2,
-                                       h - 2 - d * (h - 4)) for s, d in self.dice]
-                if len(dice_points) > 1:
-                    painter.drawPolyline(QPolygonF(dice_points))
-        painter.end()
-
-
-class FinetuneWidget(QWidget):
+class FinetuneWidget(JobWidget):
     """Record corrections on a Labels layer and fine-tune a model on them."""
 
+    section = "finetune"
+    run_text = "Fine-tune"
+    run_tooltip = "Learn from the corrected voxels, then re-segment the scan (background)"
+    idle_text = ("Track corrections, correct the labels (or mark slices reviewed), then press "
+                 "Fine-tune")
+    shortcut = shortcuts.FINETUNE
+    busy_text = "fine-tuning"
+
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__()
-        self.viewer = viewer
+        super().__init__(viewer)
         self.tracker: CorrectionTracker | None = None
         self.trainer: Any = None
         self.result: Any = None
         self.new_checkpoint: Path | None = None
-        self.comparison: Any = None
+        self.journal_file: Path | None = None
+        self.curve: Any = None
+        self._save: Any = None
 
-        self.labels = create_widget(annotation=napari.layers.Labels, label="labels")
-        self.labels.tooltip = "The prediction you correct with napari's Labels tools"
-        self.image = create_widget(annotation=napari.layers.Image, label="scan")
-        self.image.tooltip = "The scan the labels belong to"
+        self.labels = self.layer_choice(
+            napari.layers.Labels, label="labels",
+            tooltip="The prediction you correct with napari's Labels tools")
+        self.image = self.layer_choice(napari.layers.Image, label="scan",
+                                       tooltip="The scan the labels belong to")
         self.model = ComboBox(label="model", choices=self._model_choices,
                               tooltip="The model to fine-tune (usually the one that segmented)")
-        self.steps = SpinBox(label="steps", value=100, min=1, max=100_000,
-                             tooltip="Optimiser steps (early stopping may end sooner)")
-        self.learning_rate = FloatSpinBox(
-            label="learning rate", value=1e-3, min=1e-6, max=1.0, step=1e-4,
-            tooltip="Peak AdamW learning rate (warm-up, then cosine decay); lower it if the "
-                    "loss jumps around")
-        self.learning_rate.native.setDecimals(6)
-        self.freeze = CheckBox(text="freeze encoder",
-                               tooltip="Train the decoder only (faster; keeps what the "
-                                       "encoder learned)")
+        self.budget = SpinBox(label="budget (s)", value=120, min=10, max=36000, step=10,
+                              tooltip="Time for the fine-tune and the re-segmentation")
         self.device = ComboBox(label="device", choices=device_choices(),
                                tooltip="auto = GPU when there is one, else CPU")
-        self.form = Container(widgets=[self.labels, self.image, self.model, self.steps,
-                                       self.learning_rate, self.freeze, self.device])
+        self.form = Container(widgets=[self.labels, self.image, self.model, self.budget,
+                                       self.device])
         self.track_button = PushButton(text="Track corrections",
                                        tooltip="Start recording edits on the labels layer")
         self.review_button = PushButton(
-            text=shortcuts.hint("Mark slice reviewed", shortcuts.MARK_REVIEWED),
+            text=shortcuts.hint("Slice reviewed", shortcuts.MARK_REVIEWED),
             tooltip=shortcuts.hint("The current slice is correct as shown",
                                    shortcuts.MARK_REVIEWED))
-        self.review_all_button = PushButton(text="Mark all reviewed",
+        self.review_all_button = PushButton(text="All reviewed",
                                             tooltip="Every voxel of the labels is correct")
-        self.resegment_button = PushButton(text="Re-segment", enabled=False,
-                                           tooltip="Segment with the fine-tuned model")
-        self.panel = JobPanel("Fine-tune", run_tooltip="Train on the labeled voxels (background)",
-                              extra_buttons=[self.resegment_button],
-                              shortcut=shortcuts.FINETUNE,
-                              idle_text="Correct the labels (or mark slices reviewed), then "
-                                        "press Fine-tune")
-        self.runner = self.panel.runner
-        self.finetune_button, self.cancel_button = self.panel.run_button, self.panel.cancel_button
-        self.progress, self.status = self.panel.progress, self.panel.status
+        rows = Container(widgets=[self.track_button, self.review_button,
+                                  self.review_all_button], labels=False)
+        self.add_controls(self.form, rows)
+        from napari_medseg.training.plan import LearnOptions
+
+        self.learn_controls = option_controls(LearnOptions, skip=FIXED)
+        self.steps = self.learn_controls["steps"]
+        self.learning_rate = self.learn_controls["learning_rate"]
+        self.freeze = self.learn_controls["freeze_encoder"]
         self.interp_from = SpinBox(label="from slice", value=0, min=0, max=100_000,
                                    tooltip="First corrected slice (array axis 0)")
         self.interp_to = SpinBox(label="to slice", value=0, min=0, max=100_000,
@@ -189,53 +123,49 @@ class FinetuneWidget(QWidget):
         self.interp_button = PushButton(text="Interpolate",
                                         tooltip="Fill the slices between two corrected slices "
                                                 "by shape-based interpolation (undoable)")
-        self.curve = LossCurve()
-        self._sync_timer = QTimer(self)
-        self._sync_timer.setInterval(SYNC_INTERVAL_MS)
-        self._sync_timer.timeout.connect(self._sync)
-        row1 = Container(widgets=[self.track_button, self.review_all_button],
-                         layout="horizontal", labels=False)
-        row_review = Container(widgets=[self.review_button], labels=False)
-        row_interp = Container(widgets=[self.interp_from, self.interp_to, self.interp_button],
-                               layout="horizontal")
-        layout = QVBoxLayout(self)
-        for w in (self.form.native, row1.native, row_review.native, row_interp.native,
-                  self.curve, self.panel.native):
-            layout.addWidget(w)
-        layout.addStretch(1)
+        self.add_advanced(Container(widgets=[self.interp_from, self.interp_to,
+                                             self.interp_button]),
+                          title="Interpolate between slices",
+                          tooltip="Shape-based interpolation between two corrected slices")
+        self.add_advanced(Container(widgets=list(self.learn_controls.values())),
+                          tooltip="Steps, batch, patch, learning rate, encoder freezing")
+        self.finetune_button = self.run_button
         self.track_button.clicked.connect(self.track)
         self.review_button.clicked.connect(self.mark_current_slice)
         self.review_all_button.clicked.connect(self.mark_all)
-        self.finetune_button.clicked.connect(self.finetune)
-        self.resegment_button.clicked.connect(self.resegment)
         self.interp_button.clicked.connect(self.interpolate)
-        self.settings = WidgetSettings("finetune")
-        self.settings.bind({name: getattr(self, name) for name in REMEMBERED})
+        from qtpy.QtCore import QTimer
+
+        self._sync_timer = QTimer(self)
+        self._sync_timer.setInterval(SYNC_INTERVAL_MS)
+        self._sync_timer.timeout.connect(self._sync)
+        self.remember(*REMEMBERED)
         self.labels.changed.connect(self._default_model)
         self.image.changed.connect(self._default_model)
+        self.bind_key(shortcuts.MARK_REVIEWED, self.mark_current_slice)
+        self.reset_choices()
         self._default_model()
-        shortcuts.bind(viewer, shortcuts.FINETUNE, self.finetune)
-        shortcuts.bind(viewer, shortcuts.MARK_REVIEWED, self.mark_current_slice)
-        shortcuts.bind(viewer, shortcuts.CANCEL, self.panel.cancel, every=True)
 
-    def reset_choices(self, *_: Any) -> None:
-        """Refresh layer and model lists (napari calls this when layers change)."""
-        self.form.reset_choices()
-
+    # ---------------------------------------------------------------- choices
     def _model_choices(self, _widget: Any = None) -> list[tuple[str, str]]:
-        return [(f"{e.name}{'' if e.builtin else ' (yours)'}", str(e.path))
-                for e in list_checkpoints()]
+        return model_choices(with_file=False)
 
-    def _default_model(self) -> None:
+    def refresh_models(self) -> None:
+        """Re-read the model list (after a run saved a new version)."""
+        self.model.reset_choices()
+
+    def _default_model(self, *_: Any) -> None:
         """The model that made the chosen labels (Segment records it), else one trained for
         the scan's modality (the chosen one stays while it fits)."""
         labels, image = self.labels.value, self.image.value
-        if labels is not None and labels.metadata.get(MODEL_KEY) in self.model.choices:
+        choices = [v for _, v in self.model.choices] if self.model.choices and isinstance(
+            self.model.choices[0], tuple) else list(self.model.choices)
+        if labels is not None and labels.metadata.get(MODEL_KEY) in choices:
             self.model.value = labels.metadata[MODEL_KEY]
         elif image is not None:
             source = model_for(image.metadata.get(MODALITY_KEY, "unknown"),
                                current=str(self.model.value or ""))
-            if source in self.model.choices:
+            if source in choices:
                 self.model.value = source
 
     # ---------------------------------------------------------------- corrections
@@ -257,7 +187,8 @@ class FinetuneWidget(QWidget):
     def _attach_journal(self, tracker: CorrectionTracker) -> None:
         image = self.image.value
         source = image.metadata.get(SOURCE_KEY) if image is not None else None
-        path = journal_path(source, tracker.layer.name)
+        path = journal_path_for(source, labels_name=tracker.layer.name,
+                                fallback=corrections_dir(), protected=[sample_dir()])
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             journal = CorrectionJournal(path, tuple(tracker.layer.data.shape),
@@ -317,146 +248,114 @@ class FinetuneWidget(QWidget):
 
     # ---------------------------------------------------------------- fine-tune
     def finetune(self) -> None:
-        from napari_medseg.training import LabeledVolume, TrainOptions
+        """Start fine-tuning (the Fine-tune button and its key)."""
+        self.run()
 
-        if self.runner.running:
-            warn("fine-tuning is already running; wait for it or press Cancel")
-            return
+    def prepare(self) -> JobStart | None:
+        from napari_medseg.training import LabeledVolume
+        from napari_medseg.training.job import SaveTarget
+        from napari_medseg.training.plan import LearnOptions
+
         tracker = self.tracker or self.track()
         image = self.image.value
         if tracker is None or image is None:
             warn("choose the labels layer and its scan")
-            return
-        try:
-            scan = scan_from_layer(image)
-            geometry = geometry_from_layer_meta(layer_meta(tracker.layer), tracker.layer.ndim)
-            labels = LabelMap(array=np.array(tracker.layer.data, copy=True), geometry=geometry)
-            volume = LabeledVolume(scans=[scan], labels=labels, labeled=tracker.reviewed.copy(),
-                                   edited=tracker.edited.copy())
-            if not volume.labeled_mask().any():
-                msg = ("no labeled voxel yet: correct some voxels or mark slices reviewed "
-                       "before fine-tuning")
-                raise MedsegError(msg)
-            source = str(self.model.value or "")
-            if not source:
-                msg = "choose the model to fine-tune"
-                raise MedsegError(msg)
-            options = TrainOptions(steps=int(self.steps.value),
-                                   learning_rate=float(self.learning_rate.value),
-                                   freeze_encoder=bool(self.freeze.value),
-                                   device=self.device.value)
-        except (MedsegError, ValueError) as exc:
-            report(exc)
-            return
-        self.source, self.volume, self.scan_name = source, volume, image.name
-        self.trainer = None
-        self.curve.clear()
-        self.resegment_button.enabled = False
+            return None
+        scan = scan_from_layer(image)
+        labels = labels_from_layer(tracker.layer)
+        volume = LabeledVolume(scans=[scan], labels=labels, labeled=tracker.reviewed.copy(),
+                               edited=tracker.edited.copy())
+        if not volume.labeled_mask().any():
+            msg = ("no labeled voxel yet: correct some voxels or mark slices reviewed "
+                   "before fine-tuning")
+            raise MedsegError(msg)
+        source = str(self.model.value or "")
+        if not source:
+            msg = "choose the model to fine-tune"
+            raise MedsegError(msg)
+        options = options_from_controls(LearnOptions, self.learn_controls,
+                                        budget_s=float(self.budget.value),
+                                        device=self.device.value)
         model = Path(source).name.removesuffix(".safetensors")
-        self.panel.start(self._job(source, volume, options), on_done=self._on_done,
-                         context="fine-tune",
-                         text=f"Fine-tuning {model} on {tracker.layer.name}",
-                         on_progress=self._on_progress, on_finished=self._on_finished)
+        self._save = SaveTarget(folder=user_models_dir(), name=f"{model}-ft")
+        self.trainer = None
+        if self.curve is None:
+            from napari_medseg._napari.training_curve import TrainingCurve
 
-    def _job(self, source: str, volume: Any, options: Any) -> Generator[Event, None, Any]:
-        """Load the model and its training data, fine-tune, save the new version: all in the
-        worker (loading and saving took 0.25 s of the GUI thread when done there)."""
-        from napari_medseg.training import Trainer, save_new_version
+            self.curve = TrainingCurve()
+            self.add_below(self.curve)
+        self.curve.clear()
+        return JobStart(self._job(source, volume, options, self._save),
+                        text=f"Fine-tuning {model} on {tracker.layer.name}",
+                        on_done=lambda result: self._show(result, image.name))
 
-        yield Progress(stage="fine-tune", done=0, total=options.steps,
-                       message="loading the model and the labeled voxels")
+    def _job(self, source: str, volume: Any, options: Any, save: Any
+             ) -> Generator[Event, None, Any]:
+        from napari_medseg.training.job import train_job
+
+        def keep(trainer: Any) -> None:
+            self.trainer = trainer
+
         with gui_friendly_threads():
-            self.trainer = Trainer.from_checkpoint(source, [volume], options)
-            result = yield from self.trainer.job()
-        name = Path(source).name.removesuffix(".safetensors")
-        return result, save_new_version(result, name=f"{name}-ft")
+            return (yield from train_job([volume], options, start_from=source, save=save,
+                                         on_trainer=keep))
 
-    def _on_progress(self, event: Progress) -> None:
-        self.progress.value = int(100 * event.fraction)
-        self.curve.add(event.done, event.metrics)
+    def on_log(self, event: Log) -> None:
+        if event.message.startswith("plan: "):
+            self.status.value = self.panel.running_text(event.message)
+
+    def on_progress(self, event: Progress) -> None:
+        if event.stage == "fine-tune" and self.curve is not None:
+            if event.metrics.get("fold_in") and self.curve.fold_in is None:
+                self.curve.mark_fold_in(event.done)
+            self.curve.add(event.done, event.metrics)
         loss = event.metrics.get("loss")
-        detail = f"step {event.done}/{event.total}" + (
-            f", loss {loss:.3f}" if loss is not None else "")
+        detail = (f"step {event.done} of {event.total}" + (
+            f", loss {loss:.3f}" if loss is not None else "")) if event.stage == "fine-tune" \
+            else (event.message or event.stage)
+        self.progress.value = int(100 * event.fraction)
         self.status.value = self.panel.running_text(detail, event.eta_s)
 
-    def _save(self, result: Any) -> None:
-        from napari_medseg.training import save_new_version
-
-        name = Path(self.source).name.removesuffix(".safetensors")
-        self._saved(result, save_new_version(result, name=f"{name}-ft"))
-
-    def _saved(self, result: Any, path: Path) -> None:
-        """A new version is on disk: offer it everywhere a model is chosen."""
+    def _show(self, result: Any, scan_name: str) -> None:
         self.result = result
-        self.new_checkpoint = path
-        self.resegment_button.enabled = True
+        train = result.train
+        before, after = train.initial_val_dice, train.best_val_dice
+        measured = (f"held-back corrections: Dice {before:.3f} -> {after:.3f}"
+                    if np.isfinite(before) and np.isfinite(after) else "")
+        if result.kept_parent or result.model_path is None:
+            self.present(outcome=result.summary())
+            return
+        self.new_checkpoint = result.model_path
+        self._refresh_models_everywhere()
+        name = result.model_path.stem
+        data = label_layer_data(result.mask, name=unique_layer_name(
+            self.viewer, f"{scan_name} [{name}]"), metadata={MODEL_KEY: str(result.model_path)})
+        outcome = f"saved {name}" + (f"; {measured}" if measured else "")
+        self.present(lambda: add_layer_data(self.viewer, data), outcome=outcome)
+
+    def _refresh_models_everywhere(self) -> None:
         for dock in self.viewer.window.dock_widgets.values():
             refresh = getattr(dock, "refresh_models", None)
             if refresh is not None:
                 refresh()
         self.model.reset_choices()
 
-    def _on_done(self, output: tuple[Any, Path]) -> None:
-        result, path = output
-        self._saved(result, path)
-        name = self.new_checkpoint.name  # type: ignore[union-attr]
-        if result.best_step == 0 and result.steps_done > 0:
-            self.panel.done(
-                f"saved {name} with the starting weights: the held-back labeled voxels did "
-                f"not improve in {result.steps_done} steps (correct more slices, or more steps)")
-        else:
-            self.panel.done(f"saved {name} (best at step {result.best_step}); press Re-segment")
-
-    def cancel(self) -> None:
-        self.panel.cancel()
-
-    def _on_finished(self) -> None:
-        self.resegment_button.enabled = self.new_checkpoint is not None
-        if self.runner.cancelled and self.trainer is not None:
-            result = self.trainer.last_good()
-            if result.steps_done > 0:
-                try:
-                    self._save(result)
-                except MedsegError as exc:
-                    report(exc)
-                    return
-                self.status.value = (f"cancelled after {result.steps_done} step(s); best "
-                                     f"weights kept as {self.new_checkpoint.name}")  # type: ignore[union-attr]
-            else:
-                self.status.value = "cancelled before the first step; nothing saved"
-
-    # ---------------------------------------------------------------- re-segment
-    def resegment(self) -> None:
-        from napari_medseg.training.comparison import before_after
-
-        if self.result is None or self.runner.running:
+    def on_finished(self) -> None:
+        if self.curve is not None:
+            self.curve.redraw(force=True)
+        if not (self.runner.cancelled and self.trainer is not None and self._save is not None):
             return
-        result, source, device = self.result, self.source, self.device.value
+        from napari_medseg.training.job import save_cancelled
 
-        def job() -> Generator[Event, None, Any]:
-            yield Progress(stage="re-segment", done=0, total=2, message="segmenting")
-            with gui_friendly_threads():
-                # built here, not in the GUI thread: loading the parent checkpoint took 0.17 s
-                # (a missing or damaged parent is reported by the panel like any job error)
-                after = Predictor(result.model, result.spec, device=device)
-                before = Predictor.load(source, device=device)
-                prediction = after.predict(self.volume.scans)
-                yield Progress(stage="re-segment", done=1, total=2, message="scoring")
-                comparison = before_after(before, after, self.volume)
-            return prediction, comparison
-
-        self.resegment_button.enabled = False
-        name = Path(self.new_checkpoint or "fine-tuned").name.removesuffix(".safetensors")
-        self.panel.start(job(), on_done=self._add_resegmented, context="re-segment",
-                         text=f"Re-segmenting {self.scan_name} with {name}",
-                         on_finished=lambda: setattr(self.resegment_button, "enabled", True))
-
-    def _add_resegmented(self, output: tuple[Any, Any]) -> None:
-        prediction, comparison = output
-        self.comparison = comparison
-        data, kwargs, _ = label_layer_data(prediction.labels)
-        name = self.new_checkpoint.name.removesuffix(".safetensors")  # type: ignore[union-attr]
-        kwargs["name"] = unique_layer_name(self.viewer, f"{self.scan_name} [{name}]")
-        kwargs["metadata"][MODEL_KEY] = str(self.new_checkpoint)
-        self.panel.in_turns(lambda: self.viewer.add_labels(data, **kwargs),
-                            lambda: self.panel.done(comparison.summary()))
+        try:
+            path = save_cancelled(self.trainer, self._save)
+        except MedsegError as exc:
+            report(exc)
+            return
+        if path is None:
+            self.status.value = ("cancelled: no weights beat the starting model on the "
+                                 "held-back corrections yet; nothing saved")
+            return
+        self.new_checkpoint = path
+        self._refresh_models_everywhere()
+        self.status.value = f"cancelled; the best validated weights were kept as {path.name}"

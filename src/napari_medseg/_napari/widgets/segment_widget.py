@@ -24,7 +24,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, ListEdit
 
 import napari
 from napari_medseg._napari import shortcuts
-from napari_medseg._napari.job_widget import JobStart, JobWidget
+from napari_medseg._napari.job_widget import JobStart, JobWidget, describe_channel_rows
 from napari_medseg._napari.jobs import gui_friendly_threads
 from napari_medseg._napari.layers import (
     MODALITY_KEY,
@@ -126,14 +126,7 @@ class SegmentWidget(JobWidget):
         return [layer for layer in (self.images.value or []) if layer is not None]
 
     def _describe_scan_rows(self, *_: Any) -> None:
-        """The scan list grows a row (layer + remove button) per channel: tooltips for each."""
-        plus = getattr(self.images, "btn_plus", None)
-        if plus is not None:
-            plus.tooltip = "Add a scan as another input channel (multi-channel models)"
-        rows = [w for w in self.images if hasattr(w, "btn_minus")]
-        for i, row in enumerate(rows):
-            row.value_widget.tooltip = f"Image layer for input channel {i} of the model"
-            row.btn_minus.tooltip = "Remove this scan from the input"
+        describe_channel_rows(self.images)
 
     def _model_choices(self, _widget: Any = None) -> list[tuple[str, str]]:
         return model_choices(with_file=True)
