@@ -1,8 +1,14 @@
-"""``read_scan`` and ``read_label_map``: any supported file or DICOM folder to a Scan / LabelMap."""
+"""``read_scan`` and ``read_label_map``: any supported file or DICOM folder to a Scan / LabelMap.
+
+:func:`read_label_file` also returns what came with the labels: coded terms (from a
+DICOM-SEG, a NRRD/MetaImage header or the sidecar, else the terminology table) and the
+provenance record of the sidecar ``<file name>.provenance.json``.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +19,15 @@ import SimpleITK as sitk
 from napari_medseg.errors import UnsupportedScanError
 from napari_medseg.io.content import check_finite, guess_modality
 from napari_medseg.io.dicom import read_dicom_series
+from napari_medseg.io.dicom_reference import DicomSeriesReference, dicom_reference
 from napari_medseg.io.formats import Format, detect_format
 from napari_medseg.io.itk import CLASS_NAMES_KEY, read_image_file, to_label_array
 from napari_medseg.io.nifti import read_nifti
+from napari_medseg.io.sidecar import LabelSidecar, read_sidecar
+from napari_medseg.io.write import TERMS_KEY
+from napari_medseg.provenance import ProvenanceError, ProvenanceRecord
 from napari_medseg.scan import MODALITIES, Geometry, LabelMap, Scan, default_class_names
+from napari_medseg.terminology import SegmentTerm, terms_for, terms_from_json
 
 
 def _to_grey(image: sitk.Image, path: Path) -> tuple[npt.NDArray[Any], Geometry]:
@@ -62,6 +73,10 @@ def read_scan(
     """
     path = Path(path)
     fmt = detect_format(path)
+    if fmt is Format.DICOM and path.is_file() and _is_seg(path):
+        msg = (f"{path.name} is a DICOM Segmentation, not a scan: read it with read_label_map "
+               "(napari: File > Open gives a Labels layer), or open its image series")
+        raise UnsupportedScanError(msg)
     if fmt is Format.DICOM:
         scan = read_dicom_series(path, series=series)
         scan.array = check_finite(scan.array, path.name, nan_policy=nan_policy)
@@ -101,22 +116,90 @@ def class_names_from_metadata(metadata: dict[str, str]) -> dict[int, str]:
         return {}
 
 
+def _is_seg(path: Path) -> bool:
+    from napari_medseg.io.dicom_seg import is_dicom_seg
+
+    return is_dicom_seg(path)
+
+
+@dataclass
+class LabelFile:
+    """A label map with what came with it (see :func:`read_label_file`).
+
+    ``sidecar_problem`` says why a sidecar next to the file could not be used (damaged).
+    """
+
+    labels: LabelMap
+    terms: dict[int, SegmentTerm] = field(default_factory=dict)
+    provenance: ProvenanceRecord | None = None
+    sidecar: LabelSidecar | None = None
+    sidecar_problem: str = ""
+    is_dicom_seg: bool = False
+
+
+def read_label_file(
+    path: str | Path,
+    *,
+    like: Scan | None = None,
+    series: str | int | None = None,
+    reference: Scan | DicomSeriesReference | Path | str | None = None,
+) -> LabelFile:
+    """Read a label file with its names, coded terms and provenance.
+
+    A DICOM-SEG is placed on ``reference`` (the Scan of its series, its recorded reference
+    or its folder; ``like`` serves when it was read from DICOM), else on the grid our
+    sidecar recorded, else on the grid its frames span.  Names: the file's own (DICOM-SEG,
+    NRRD/MetaImage header), else the sidecar's (NIfTI), else ``class k``.  Terms: the file's
+    or sidecar's, else the terminology table's for the names.
+    """
+    path = Path(path)
+    try:
+        sidecar = read_sidecar(path)
+        problem = ""
+    except ProvenanceError as error:
+        sidecar, problem = None, f"{path.name}'s sidecar was not used: {error}"
+    if path.is_file() and detect_format(path) is Format.DICOM and _is_seg(path):
+        from napari_medseg.io.dicom_seg import read_dicom_seg
+
+        if reference is None and like is not None and dicom_reference(like.metadata):
+            reference = like
+        seg = read_dicom_seg(path, reference=reference, series=series)
+        labels, own_terms, is_seg = seg.labels, seg.terms, True
+    else:
+        scan = read_scan(path, series=series)
+        array = to_label_array(scan.array, path.name)
+        names = class_names_from_metadata(scan.metadata)
+        if not names and sidecar is not None:
+            names = dict(sidecar.class_names)
+        values = np.unique(array[:: max(1, array.shape[0] // 16)]) if array.size else [0]
+        if not names:
+            names = default_class_names(int(v) for v in values)
+        own_terms = terms_from_json(scan.metadata.get(TERMS_KEY, ""))
+        if sidecar is not None:
+            own_terms = {**sidecar.terms, **own_terms}
+        labels = LabelMap(array=array, geometry=scan.geometry, class_names=names,
+                          source=scan.source)
+        is_seg = False
+    if like is not None:
+        labels.check_matches(like)
+    return LabelFile(labels=labels, terms=terms_for(labels.class_names, own_terms),
+                     provenance=sidecar.provenance if sidecar is not None else None,
+                     sidecar=sidecar, sidecar_problem=problem, is_dicom_seg=is_seg)
+
+
 def read_label_map(
-    path: str | Path, *, like: Scan | None = None, series: str | int | None = None
+    path: str | Path,
+    *,
+    like: Scan | None = None,
+    series: str | int | None = None,
+    reference: Scan | DicomSeriesReference | Path | str | None = None,
 ) -> LabelMap:
     """Read an integer label image; with ``like``, check it lies on that scan's grid.
 
     Float files holding whole numbers (a common export) are converted to integers; any other
     float content is refused.  A grid that does not match ``like`` raises
-    :class:`~napari_medseg.errors.GeometryMismatchError` naming what differs.
+    :class:`~napari_medseg.errors.GeometryMismatchError` naming what differs.  A DICOM-SEG
+    is read onto its series (``reference``, or ``like`` when it was read from DICOM); see
+    :func:`read_label_file` for names, terms and provenance.
     """
-    scan = read_scan(path, series=series)
-    array = to_label_array(scan.array, Path(path).name)
-    names = class_names_from_metadata(scan.metadata)
-    values = np.unique(array[:: max(1, array.shape[0] // 16)]) if array.size else [0]
-    if not names:
-        names = default_class_names(int(v) for v in values)
-    labels = LabelMap(array=array, geometry=scan.geometry, class_names=names, source=scan.source)
-    if like is not None:
-        labels.check_matches(like)
-    return labels
+    return read_label_file(path, like=like, series=series, reference=reference).labels
