@@ -134,13 +134,15 @@ class ModelRecord:
 @dataclass(frozen=True, kw_only=True)
 class EditRecord:
     """What a person did to the labels: slices (along array ``axis``) with edited voxels,
-    slices marked reviewed, a whole-volume review; ``untracked_changes``: the labels differ
-    from what was made and nothing recorded how."""
+    slices marked reviewed, a whole-volume review; ``labels_hash``: the labels when these
+    edits were recorded; ``untracked_changes``: the labels differ from what the record knew
+    and nothing recorded how."""
 
     axis: int = 0
     edited_slices: tuple[int, ...] = ()
     reviewed_slices: tuple[int, ...] = ()
     whole_volume_reviewed: bool = False
+    labels_hash: str | None = None
     untracked_changes: bool = False
 
     @property
@@ -212,6 +214,7 @@ class ProvenanceRecord:
                     edited_slices=tuple(int(i) for i in edits.get("edited_slices") or ()),
                     reviewed_slices=tuple(int(i) for i in edits.get("reviewed_slices") or ()),
                     whole_volume_reviewed=bool(edits.get("whole_volume_reviewed", False)),
+                    labels_hash=edits.get("labels_hash"),
                     untracked_changes=bool(edits.get("untracked_changes", False))),
                 software={str(k): str(v) for k, v in (data.get("software") or {}).items()},
                 derived_from=data.get("derived_from"),
@@ -424,11 +427,11 @@ def prediction_record(scans: Sequence[Scan], models: Sequence[str | Path], optio
 
 
 def note_untracked_changes(record: ProvenanceRecord, labels: LabelMap) -> ProvenanceRecord:
-    """``record``, marked as changed since it was made when ``labels`` no longer hold the
-    values it describes and no edit was recorded (someone painted without tracking)."""
-    if record.result_hash is None or (record.edits is not None and record.edits.touched):
-        return record
-    if content_hash(labels.array) == record.result_hash:
+    """``record``, marked as changed when ``labels`` no longer hold the values it last knew
+    (as made, or as of its last recorded edits) - someone painted without tracking."""
+    known = record.edits.labels_hash if record.edits is not None and (
+        record.edits.labels_hash) else record.result_hash
+    if known is None or content_hash(labels.array) == known:
         return record
     edits = dataclasses.replace(record.edits or EditRecord(), untracked_changes=True)
     return dataclasses.replace(record, edits=edits)
@@ -436,11 +439,14 @@ def note_untracked_changes(record: ProvenanceRecord, labels: LabelMap) -> Proven
 
 def with_edits(record: ProvenanceRecord, *, edited: npt.NDArray[np.bool_] | None = None,
                reviewed: npt.NDArray[np.bool_] | None = None, axis: int = 0,
-               whole_volume_reviewed: bool = False) -> ProvenanceRecord:
+               whole_volume_reviewed: bool = False,
+               labels: npt.NDArray[Any] | None = None) -> ProvenanceRecord:
     """``record`` plus what a person did: ``edited`` voxels and ``reviewed`` slices as bool
     masks on the labels' grid, ``(Z, Y, X)``; ``axis`` is the array axis the slices are
-    counted along (0 = axial).  Slices already in ``record`` are kept (the union), so calling
-    it again with a tracker's growing masks records each slice once."""
+    counted along (0 = axial); ``labels``: the label values now (so that later changes that
+    nobody records can be told, see :func:`note_untracked_changes`).  Slices already in
+    ``record`` are kept (the union), so calling it again with a tracker's growing masks
+    records each slice once."""
     before = record.edits or EditRecord(axis=axis)
     if before.axis != axis and before.touched:
         msg = (f"the record counts edited slices along axis {before.axis}, not {axis}; "
@@ -458,6 +464,8 @@ def with_edits(record: ProvenanceRecord, *, edited: npt.NDArray[np.bool_] | None
         edited_slices=tuple(sorted(set(before.edited_slices) | slices(edited))),
         reviewed_slices=tuple(sorted(set(before.reviewed_slices) | slices(reviewed))),
         whole_volume_reviewed=before.whole_volume_reviewed or whole_volume_reviewed,
+        labels_hash=content_hash(labels) if labels is not None else before.labels_hash,
+        untracked_changes=before.untracked_changes,
     )
     return dataclasses.replace(record, edits=edits)
 

@@ -11,6 +11,7 @@ import pytest
 
 from napari_medseg.cli import main
 from napari_medseg.io import read_label_map, read_scan
+from tests.io.seg_helpers import copy_series, foreground_checkpoint
 
 
 def test_info_json_describes_the_geometry(shared_data, capsys):
@@ -145,43 +146,15 @@ def test_convert_dicom_seg_back_keeps_names_and_record(shared_data, tmp_path, ca
     assert "converted   from" in text
 
 
-def _foreground_checkpoint(path):
-    """A tiny 3D U-Net whose last bias makes every voxel class 1 ("liver"): deterministic."""
-    import torch
-
-    from napari_medseg.models import (
-        CheckpointSpec,
-        IntensityContract,
-        create_model,
-        save_checkpoint,
-    )
-
-    torch.manual_seed(0)
-    model = create_model("unet", spatial_dims=3, in_channels=1, out_channels=2,
-                         features=(4, 8, 16))
-    last = [m for m in model.modules() if isinstance(m, torch.nn.Conv3d)][-1]
-    with torch.no_grad():
-        last.bias[1] += 50.0
-    spec = CheckpointSpec(
-        architecture="unet", spatial_dims=3, in_channels=1, out_channels=2,
-        options={"features": [4, 8, 16]}, class_names={0: "background", 1: "liver"},
-        intensity=[IntensityContract(modality="CT", normalization="ct_window",
-                                     window=(-160, 240))], provenance={"mode": "train",
-                                                                       "steps": 1})
-    return save_checkpoint(model, spec, path)
-
-
 def test_predict_writes_dicom_seg_on_the_input_series_with_its_record(shared_data, tmp_path,
                                                                       capsys):
     import pydicom
 
     from napari_medseg.provenance import file_hash
 
-    series = tmp_path / "ct"  # four slices of the CT series keep the run short
-    series.mkdir()
-    for f in sorted((shared_data / "dicom_series_ct").iterdir())[6:10]:
-        (series / f.name).write_bytes(f.read_bytes())
-    model = _foreground_checkpoint(tmp_path / "liver.safetensors")
+    # four slices of the CT series keep the run short
+    series = copy_series(shared_data / "dicom_series_ct", tmp_path / "ct", 6, 10)
+    model = foreground_checkpoint(tmp_path / "liver.safetensors")
     out = tmp_path / "pred.dcm"
     code = main(["predict", "--model", str(model), "--input", str(series), "--output", str(out),
                  "--device", "cpu", "--tile", "4", "256", "256", "--overlap", "0", "--quiet"])
@@ -206,7 +179,7 @@ def test_predict_writes_dicom_seg_on_the_input_series_with_its_record(shared_dat
 
 def test_predict_to_dicom_seg_from_a_nifti_scan_fails_before_the_run(shared_data, tmp_path,
                                                                      capsys):
-    model = _foreground_checkpoint(tmp_path / "liver.safetensors")
+    model = foreground_checkpoint(tmp_path / "liver.safetensors")
     scan = shared_data / "ct_abdomen" / "example_ct_sm.nii.gz"
     code = main(["predict", "--model", str(model), "--input", str(scan), "--output",
                  str(tmp_path / "pred.dcm"), "--device", "cpu", "--quiet"])

@@ -421,3 +421,17 @@ def test_a_seg_in_the_series_folder_is_not_a_slice(shared_data, ct_seg, ct_scan,
     labels = read_label_map(tmp_path / "organs.dcm", reference=tmp_path)
     assert labels.shape == ct_scan.shape
     assert labels.class_names[5] == "liver"
+
+
+def test_a_scan_moved_off_its_series_grid_is_no_reference(ct_scan, tmp_path):
+    """A scan resampled or cropped keeps its metadata (the series' reference) but not its
+    grid: a segmentation on it cannot reference that series."""
+    from napari_medseg.scan import Scan
+
+    cropped = Scan(array=ct_scan.array[2:], geometry=Geometry(
+        spacing=ct_scan.spacing, origin=tuple(ct_scan.geometry.index_to_world([2, 0, 0])),
+        direction=ct_scan.geometry.direction), modality="CT", metadata=dict(ct_scan.metadata))
+    labels = LabelMap(array=np.ones(cropped.shape, np.uint8), geometry=cropped.geometry)
+    with pytest.raises(MissingReferenceError, match="no longer lies on its grid"):
+        write_label_map(labels, tmp_path / "seg.dcm", reference=cropped)
+    assert list(tmp_path.iterdir()) == []

@@ -9,18 +9,28 @@ axis-aligned scan has ``translate == origin`` and an identity affine.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from napari_medseg.display import default_contrast_limits
 from napari_medseg.errors import GeometryMismatchError
+from napari_medseg.io.dicom_reference import REFERENCE_KEY
 from napari_medseg.scan import Geometry, LabelMap, Scan
 
 GEOMETRY_KEY = "medseg_geometry"
 MODALITY_KEY = "medseg_modality"
 SOURCE_KEY = "medseg_source"
 CLASS_NAMES_KEY = "medseg_class_names"
+#: Image and Labels layers: the DICOM series the scan was read from (a DicomSeriesReference as
+#: JSON), so that labels made on it can be saved as DICOM-SEG referencing it.
+DICOM_REFERENCE_KEY = "medseg_dicom_reference"
+#: Labels layers: the scan they were made on (its file or folder), the provenance record
+#: (a dict, see napari_medseg.provenance) and the coded terms by label value (dicts).
+SCAN_KEY = "medseg_scan"
+PROVENANCE_KEY = "medseg_provenance"
+TERMS_KEY = "medseg_segment_terms"
 
 
 def geometry_kwargs(geometry: Geometry) -> dict[str, Any]:
@@ -48,6 +58,7 @@ def scan_layer_data(scan: Scan) -> tuple[Any, dict[str, Any], str]:
             GEOMETRY_KEY: scan.geometry.to_dict(),
             MODALITY_KEY: scan.modality,
             SOURCE_KEY: str(scan.source) if scan.source else None,
+            DICOM_REFERENCE_KEY: scan.metadata.get(REFERENCE_KEY),
         },
     )
     return (scan.array, kwargs, "image")
@@ -131,7 +142,11 @@ def scan_from_layer(layer: Any) -> Scan:
         raise GeometryMismatchError(msg)
     geometry = geometry_from_layer_meta(layer_meta(layer), array.ndim)
     modality = layer.metadata.get(MODALITY_KEY, "unknown")
-    return Scan(array=array, geometry=geometry, modality=modality)
+    reference = layer.metadata.get(DICOM_REFERENCE_KEY)
+    source = layer.metadata.get(SOURCE_KEY)
+    return Scan(array=array, geometry=geometry, modality=modality,
+                metadata={REFERENCE_KEY: reference} if reference else {},
+                source=Path(source) if source else None)
 
 
 def unique_layer_name(viewer: Any, name: str) -> str:

@@ -176,6 +176,13 @@ def resolve_reference(reference: Scan | DicomSeriesReference | Path | str | None
                    ".nii.gz, .nrrd or .mha")
             raise MissingReferenceError(msg)
         _check_referencable(ref)
+        geometry, shape = ref.grid()
+        if tuple(shape) != reference.shape or not geometry.is_close(
+                reference.geometry, atol_mm=0.05, atol_dir=1e-4):
+            msg = (f"scan {reference.name!r} carries the reference of the DICOM series in "
+                   f"{ref.folder} but no longer lies on its grid (resampled or cropped?); "
+                   "give labels on the series itself, or save as .nii.gz, .nrrd or .mha")
+            raise MissingReferenceError(msg)
         return SeriesGrid(ref, reference.geometry, reference.shape)
     if isinstance(reference, DicomSeriesReference):
         ref = reference

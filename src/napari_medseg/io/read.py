@@ -166,25 +166,38 @@ def read_label_file(
         seg = read_dicom_seg(path, reference=reference, series=series)
         labels, own_terms, is_seg = seg.labels, seg.terms, True
     else:
-        scan = read_scan(path, series=series)
-        array = to_label_array(scan.array, path.name)
-        names = class_names_from_metadata(scan.metadata)
-        if not names and sidecar is not None:
-            names = dict(sidecar.class_names)
-        values = np.unique(array[:: max(1, array.shape[0] // 16)]) if array.size else [0]
-        if not names:
-            names = default_class_names(int(v) for v in values)
-        own_terms = terms_from_json(scan.metadata.get(TERMS_KEY, ""))
-        if sidecar is not None:
-            own_terms = {**sidecar.terms, **own_terms}
-        labels = LabelMap(array=array, geometry=scan.geometry, class_names=names,
-                          source=scan.source)
-        is_seg = False
+        found = label_file_from_scan(read_scan(path, series=series), sidecar=sidecar)
+        labels, own_terms, is_seg = found.labels, found.terms, False
     if like is not None:
         labels.check_matches(like)
     return LabelFile(labels=labels, terms=terms_for(labels.class_names, own_terms),
                      provenance=sidecar.provenance if sidecar is not None else None,
                      sidecar=sidecar, sidecar_problem=problem, is_dicom_seg=is_seg)
+
+
+def label_file_from_scan(scan: Scan, *, sidecar: LabelSidecar | None = None) -> LabelFile:
+    """A label file already read as a scan (by :func:`read_scan`), with the names and terms
+    of its header or of ``sidecar`` (looked up beside ``scan.source`` when not given)."""
+    problem = ""
+    if sidecar is None and scan.source is not None and scan.source.is_file():
+        try:
+            sidecar = read_sidecar(scan.source)
+        except ProvenanceError as error:
+            problem = f"{scan.source.name}'s sidecar was not used: {error}"
+    array = to_label_array(scan.array, scan.source.name if scan.source else "labels")
+    names = class_names_from_metadata(scan.metadata)
+    if not names and sidecar is not None:
+        names = dict(sidecar.class_names)
+    values = np.unique(array[:: max(1, array.shape[0] // 16)]) if array.size else [0]
+    if not names:
+        names = default_class_names(int(v) for v in values)
+    own_terms = terms_from_json(scan.metadata.get(TERMS_KEY, ""))
+    if sidecar is not None:
+        own_terms = {**sidecar.terms, **own_terms}
+    labels = LabelMap(array=array, geometry=scan.geometry, class_names=names, source=scan.source)
+    return LabelFile(labels=labels, terms=terms_for(names, own_terms),
+                     provenance=sidecar.provenance if sidecar is not None else None,
+                     sidecar=sidecar, sidecar_problem=problem)
 
 
 def read_label_map(

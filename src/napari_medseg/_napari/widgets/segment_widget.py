@@ -36,6 +36,7 @@ import napari
 from napari_medseg._napari import shortcuts
 from napari_medseg._napari.job_panel import JobPanel
 from napari_medseg._napari.jobs import gui_friendly_threads
+from napari_medseg._napari.label_records import segment_result_metadata
 from napari_medseg._napari.layers import (
     MODALITY_KEY,
     geometry_kwargs,
@@ -286,6 +287,8 @@ class SegmentWidget(QWidget):
         data, kwargs, _ = label_layer_data(result.labels)
         kwargs["name"] = unique_layer_name(self.viewer, f"{names[0]} [{names[1]}]")
         kwargs["metadata"][MODEL_KEY] = source
+        kwargs["metadata"].update(segment_result_metadata(  # scan, DICOM reference, record
+            self.viewer, names[0], source, self.options(), result.labels))
 
         def add_probability(probabilities: np.ndarray) -> None:
             foreground = (1.0 - probabilities[0].astype(np.float32))
