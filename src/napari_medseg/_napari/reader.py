@@ -31,7 +31,7 @@ from napari_medseg.io import (
     read_label_map,
     read_scan,
 )
-from napari_medseg.io.dicom_seg import is_dicom_seg
+from napari_medseg.io.dicom_seg_read import is_dicom_seg
 from napari_medseg.io.formats import Format, detect_format, is_dicom_file
 from napari_medseg.io.read import LabelFile, label_file_from_scan
 

@@ -19,7 +19,8 @@ from napari_medseg.io import (
     write_label_map,
     write_scan,
 )
-from napari_medseg.io.dicom_seg import absent_classes, is_dicom_seg
+from napari_medseg.io.dicom_seg import absent_classes
+from napari_medseg.io.dicom_seg_read import is_dicom_seg
 from napari_medseg.io.formats import suffix_of
 from napari_medseg.io.write import check_label_target
 from napari_medseg.provenance import conversion_record

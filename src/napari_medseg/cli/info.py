@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from napari_medseg.io import list_dicom_series, read_label_file, read_label_map, read_scan
-from napari_medseg.io.dicom_seg import is_dicom_seg
+from napari_medseg.io.dicom_seg_read import is_dicom_seg
 from napari_medseg.io.formats import Format, detect_format
 from napari_medseg.io.read import LabelFile
 from napari_medseg.io.sidecar import sidecar_path

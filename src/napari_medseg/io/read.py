@@ -117,7 +117,7 @@ def class_names_from_metadata(metadata: dict[str, str]) -> dict[int, str]:
 
 
 def _is_seg(path: Path) -> bool:
-    from napari_medseg.io.dicom_seg import is_dicom_seg
+    from napari_medseg.io.dicom_seg_read import is_dicom_seg
 
     return is_dicom_seg(path)
 
@@ -159,7 +159,7 @@ def read_label_file(
     except ProvenanceError as error:
         sidecar, problem = None, f"{path.name}'s sidecar was not used: {error}"
     if path.is_file() and detect_format(path) is Format.DICOM and _is_seg(path):
-        from napari_medseg.io.dicom_seg import read_dicom_seg
+        from napari_medseg.io.dicom_seg_read import read_dicom_seg
 
         if reference is None and like is not None and dicom_reference(like.metadata):
             reference = like
