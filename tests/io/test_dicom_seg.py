@@ -435,3 +435,16 @@ def test_a_scan_moved_off_its_series_grid_is_no_reference(ct_scan, tmp_path):
     with pytest.raises(MissingReferenceError, match="no longer lies on its grid"):
         write_label_map(labels, tmp_path / "seg.dcm", reference=cropped)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_names_beyond_ascii_and_with_backslashes(ct_scan, tmp_path):
+    array = np.zeros(ct_scan.shape, np.uint8)
+    array[5, 100:120, 100:120] = 1
+    array[6, 200:220, 200:220] = 2
+    names = {0: "background", 1: "Läsion (Verdacht)", 2: "left\\right"}
+    path = write_label_map(LabelMap(array=array, geometry=ct_scan.geometry, class_names=names),
+                           tmp_path / "seg.dcm", reference=ct_scan)
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    assert [str(s.SegmentLabel) for s in ds.SegmentSequence] == ["Läsion (Verdacht)",
+                                                                  "left/right"]
+    assert read_label_map(path, reference=ct_scan).class_names[1] == "Läsion (Verdacht)"

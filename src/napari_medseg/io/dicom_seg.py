@@ -249,12 +249,21 @@ def _segment_values(array: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
                "numbered from 1: map them to positive values first")
         raise DicomSegError(msg)
     high = int(array.max())
-    if high <= 65535:
-        counts = np.bincount(array.ravel().astype(np.int64, copy=False), minlength=1)
+    if high <= 65535:  # counted slice by slice: no full-size temporary
+        counts = np.zeros(high + 1, dtype=np.int64)
+        for slab in array if array.ndim > 1 else array[None]:
+            counts += np.bincount(slab.ravel(), minlength=high + 1)
         values = np.flatnonzero(counts)
     else:
         values = np.unique(array)
     return values[values != 0].astype(np.int64)
+
+
+def _text(value: str, limit: int) -> str:
+    """A DICOM text value: no backslash (the value separator) or control characters, at
+    most ``limit`` characters."""
+    clean = "".join(" " if ord(c) < 32 else "/" if c == "\\" else c for c in value)
+    return clean[:limit]
 
 
 def absent_classes(labels: LabelMap) -> list[int]:
@@ -303,9 +312,9 @@ def _descriptions(values: npt.NDArray[np.int64], names: Mapping[int, str],
     descriptions = []
     for number, value in enumerate(values.tolist(), start=1):
         term = terms[value]
-        name = names.get(value) or f"class {value}"
+        name = _text(names.get(value) or f"class {value}", 64)
         description = hd.seg.SegmentDescription(
-            segment_number=number, segment_label=name[:64],
+            segment_number=number, segment_label=name,
             segmented_property_category=_coded(term.category),
             segmented_property_type=_coded(term.type), algorithm_type=kind,
             algorithm_identification=identification,
@@ -317,7 +326,7 @@ def _descriptions(values: npt.NDArray[np.int64], names: Mapping[int, str],
             modifier.CodeMeaning = term.modifier.meaning
             type_item = description.SegmentedPropertyTypeCodeSequence[0]
             type_item.SegmentedPropertyTypeModifierCodeSequence = [modifier]
-        description.SegmentDescription = f"{name}; {VALUE_MARK}{value}"[:1024]
+        description.SegmentDescription = f"{name}; {VALUE_MARK}{value}"
         descriptions.append(description)
     return descriptions
 
@@ -366,17 +375,15 @@ def prepare_dicom_seg(labels: LabelMap, *,
         raise DicomSegError(msg)
     all_terms = terms_for({int(v): names.get(int(v), f"class {v}") for v in values}, terms)
     sources, derived = _source_datasets(grid)
-    numbers = np.zeros(int(values.max()) + 1, dtype=np.uint16) if values.max() <= 2**20 else None
-    if numbers is not None:
-        numbers[values] = np.arange(1, values.size + 1, dtype=np.uint16)
+    kind = np.uint8 if values.size <= 255 else np.uint16  # segment numbers, label-map style
+    if values.max() <= 2**20:
+        numbers = np.zeros(int(values.max()) + 1, dtype=kind)
+        numbers[values] = np.arange(1, values.size + 1)
         pixel_array = numbers[on_grid]
     else:
-        pixel_array = (np.searchsorted(values, on_grid) + 1).astype(np.uint16)
+        pixel_array = (np.searchsorted(values, on_grid) + 1).astype(kind)
         pixel_array[on_grid == 0] = 0
-    if values.size <= 255:
-        pixel_array = pixel_array.astype(np.uint8)
     ref = grid.reference
-    assert ref.pixel_spacing is not None
     step = float(grid.geometry.spacing[0])
     try:
         seg = hd.seg.Segmentation(
@@ -387,21 +394,25 @@ def prepare_dicom_seg(labels: LabelMap, *,
             sop_instance_uid=hd.UID(), instance_number=1, manufacturer=MANUFACTURER,
             manufacturer_model_name=MANUFACTURER, software_versions=__version__,
             device_serial_number="none",
-            content_description=(provenance.summary(64) if provenance else
-                                 "origin not recorded")[:64],
+            content_description=_text(provenance.summary(64) if provenance else
+                                      "origin not recorded", 64),
             content_creator_name=options.content_creator or None,
             content_label=options.content_label, omit_empty_frames=True)
-    except (ValueError, TypeError, AttributeError) as error:
+    except (ValueError, TypeError, AttributeError, KeyError) as error:
         msg = f"highdicom could not build the DICOM-SEG: {error}"
         raise DicomSegError(msg) from None
+    comments = _comments(provenance, derived, ref)
+    texts = [*map(str, names.values()), options.series_description, options.content_creator,
+             comments]
+    if not all(t.isascii() for t in texts):
+        seg.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: names beyond ASCII stay as they are
     # highdicom copies the source's pixel measures when the pixel spacing agrees, and with
     # them a SpacingBetweenSlices tag that may be wrong (the MR of the tests says 2 mm for a
     # 7 mm step): state the step the positions give, and the source's thickness
     shared = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
     shared.SpacingBetweenSlices = format_number_as_ds(step)
     shared.SliceThickness = format_number_as_ds(float(ref.slice_thickness or step))
-    seg.SeriesDescription = options.series_description[:64]
-    comments = _comments(provenance, derived, ref)
+    seg.SeriesDescription = _text(options.series_description, 64)
     if comments:
         seg.ImageComments = comments[:10240]
     written = LabelMap(array=on_grid, geometry=grid.geometry,

@@ -92,10 +92,9 @@ def check_writable_suffix(path: Path, *, labels: bool = False) -> str:
     suffix = suffix_of(path)
     allowed = LABEL_WRITE_SUFFIXES if labels else WRITE_SUFFIXES
     if suffix not in allowed:
-        extra = "" if labels else " (label maps also .dcm: DICOM-SEG)"
         msg = (
             f"cannot write {path.name}: output formats that keep the scan geometry are "
-            f"{', '.join(allowed)}{extra}"
+            f"{', '.join(allowed)}"
         )
         raise UnsupportedFormatError(msg)
     return suffix
