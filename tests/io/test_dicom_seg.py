@@ -448,3 +448,13 @@ def test_names_beyond_ascii_and_with_backslashes(ct_scan, tmp_path):
     assert [str(s.SegmentLabel) for s in ds.SegmentSequence] == ["Läsion (Verdacht)",
                                                                   "left/right"]
     assert read_label_map(path, reference=ct_scan).class_names[1] == "Läsion (Verdacht)"
+
+
+def test_a_truncated_seg_is_named_damaged(ct_seg, tmp_path):
+    from napari_medseg.errors import ScanReadError
+
+    data = ct_seg.read_bytes()
+    broken = tmp_path / "organs.dcm"
+    broken.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ScanReadError, match=r"organs\.dcm is a damaged DICOM file"):
+        read_label_map(broken)

@@ -32,8 +32,9 @@ from napari_medseg.io.dicom_seg import (
     SeriesGrid,
     resolve_reference,
 )
-from napari_medseg.io.dicom_structure import check_dicom_file
+from napari_medseg.io.dicom_structure import check_dicom_file, read_file_meta
 from napari_medseg.io.formats import is_dicom_file, suffix_of
+from napari_medseg.io.limits import MAX_SCAN_BYTES
 from napari_medseg.scan import Geometry, LabelMap, Scan
 from napari_medseg.terminology import Code, SegmentTerm
 
@@ -54,10 +55,7 @@ def is_dicom_seg(path: Path | str) -> bool:
     path = Path(path)
     if not path.is_file() or not (is_dicom_file(path) or suffix_of(path) in _DICOM_SUFFIXES):
         return False
-    try:
-        meta = check_dicom_file(path).meta
-    except ScanReadError:
-        return False
+    meta = read_file_meta(path)  # a damaged SEG is still a SEG: read_dicom_seg says so
     if meta.sop_class_uid:
         return meta.sop_class_uid in (SEGMENTATION_STORAGE, LABEL_MAP_SEGMENTATION_STORAGE)
     return _sop_class_of_raw_dataset(path) in (SEGMENTATION_STORAGE,
@@ -228,8 +226,14 @@ def read_dicom_seg(path: Path | str, *,
         else:
             geometry, shape, placement = _frames_grid(ds, frames, path)
             grid_from = "frames"
-    dtype = np.uint8 if max(value_of.values(), default=0) <= 255 else np.uint16 if max(
-        value_of.values(), default=0) <= 65535 else np.uint32
+    top = max(value_of.values(), default=0)
+    dtype = np.uint8 if top <= 255 else np.uint16 if top <= 65535 else np.uint32
+    nbytes = float(np.prod(np.asarray(shape, dtype=np.float64))) * np.dtype(dtype).itemsize
+    if nbytes > MAX_SCAN_BYTES:
+        msg = (f"{path.name} would place its frames on a grid of {shape} voxels "
+               f"({nbytes / 1024**3:.1f} GiB), more than napari-medseg reads at once; the file "
+               "is probably damaged")
+        raise DicomSegReadError(msg)
     array = np.zeros(shape, dtype=dtype)
     overlap = 0
     for i, mask in enumerate(_frame_masks(ds)):  # one frame at a time: later frames win

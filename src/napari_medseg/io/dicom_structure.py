@@ -281,6 +281,19 @@ def check_dicom_file(path: Path) -> DicomFileCheck:
         raise ScanReadError(msg) from exc
 
 
+def read_file_meta(path: Path) -> FileMeta:
+    """The file meta information alone (group 0002, bounded by the file), without walking
+    the dataset; an empty :class:`FileMeta` for a file without it or with a damaged one."""
+    try:
+        with path.open("rb") as handle:
+            if path.stat().st_size < 132:
+                return FileMeta()
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return _meta(data)[1]
+    except (OSError, ValueError, _Corrupt, struct.error):
+        return FileMeta()
+
+
 def _check(data: mmap.mmap, size: int, path: Path) -> DicomFileCheck:
     try:
         start, meta = _meta(data)
