@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from napari_medseg.events import Progress, run_to_end
-from napari_medseg.fusion.grid import Grid
-from napari_medseg.fusion.resample import resample_to
+from napari_medseg.geometry.grid import Grid
+from napari_medseg.geometry.resample import resample_to
 from napari_medseg.inference import PredictOptions, Predictor, find_checkpoint
 from napari_medseg.io import read_scan
 from napari_medseg.metrics import mean_dice

@@ -79,3 +79,19 @@ def test_names():
     assert strip_image_suffix("ct.nii.gz") == "ct"
     assert strip_image_suffix("x.MHA") == "x"
     assert strip_image_suffix("folder") == "folder"
+
+
+def test_names_for_messages_prefer_the_display_name():
+    from pathlib import Path
+
+    geometry = Geometry.identity(2)
+    scan = Scan(np.zeros((2, 2)), geometry)
+    assert scan.name == "scan"
+    scan.source = Path("/data/t1.nii.gz")
+    assert scan.name == "t1"
+    scan.display_name = "T1 (corrected)"
+    assert scan.name == "T1 (corrected)"
+    labels = LabelMap(np.zeros((2, 2), np.uint8), geometry)
+    assert labels.name == "labels"
+    labels.display_name = "pred"
+    assert labels.name == "pred"

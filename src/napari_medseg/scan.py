@@ -210,6 +210,8 @@ class Scan:
         Free-form header fields of the source (strings), e.g. DICOM tags.
     source
         File or folder the scan was read from, if any.
+    display_name
+        The name a person knows the scan by (a napari layer's name), if not its file's.
     """
 
     array: npt.NDArray[Any]
@@ -217,6 +219,7 @@ class Scan:
     modality: str = "unknown"
     metadata: dict[str, str] = field(default_factory=dict)
     source: Path | None = None
+    display_name: str | None = None
 
     def __post_init__(self) -> None:
         if self.array.ndim != self.geometry.ndim:
@@ -242,7 +245,10 @@ class Scan:
 
     @property
     def name(self) -> str:
-        """A short display name: the file name without its image extension."""
+        """A short name for messages: ``display_name``, else the file name without its image
+        extension, else ``"scan"``."""
+        if self.display_name:
+            return self.display_name
         if self.source is None:
             return "scan"
         return strip_image_suffix(self.source.name)
@@ -256,12 +262,15 @@ class LabelMap:
     """An integer label image on a scan's voxel grid.
 
     ``class_names`` maps a label value to its name; ``0`` is background by convention.
+    ``source`` is the file it was read from, ``display_name`` the name a person knows it by
+    (a napari layer's name), if any.
     """
 
     array: npt.NDArray[np.integer[Any]]
     geometry: Geometry
     class_names: dict[int, str] = field(default_factory=dict)
     source: Path | None = None
+    display_name: str | None = None
 
     def __post_init__(self) -> None:
         if not np.issubdtype(self.array.dtype, np.integer) and self.array.dtype != np.bool_:
@@ -283,6 +292,10 @@ class LabelMap:
 
     @property
     def name(self) -> str:
+        """``display_name``, else the file name without its image extension, else
+        ``"labels"``."""
+        if self.display_name:
+            return self.display_name
         if self.source is None:
             return "labels"
         return strip_image_suffix(self.source.name)

@@ -140,3 +140,49 @@ def test_2d_scan_and_labels_round_trip(shared_data, tmp_path, suffix):
     labels = LabelMap.like(scan, (scan.array > 100).astype(np.uint8))
     label_out = write_label_map(labels, tmp_path / f"slice_labels{suffix}")
     np.testing.assert_array_equal(read_label_map(label_out, like=scan).array, labels.array)
+
+
+def test_a_scan_read_from_a_label_file_becomes_its_label_map(tmp_path):
+    from napari_medseg.errors import UnsupportedScanError
+    from napari_medseg.io import label_map_from_scan
+    from napari_medseg.io.read import label_values
+
+    array = np.zeros((32, 6, 6), np.float32)
+    array[1, 2, 2] = 7.0  # a class in one slice only: every value present is named
+    array[20:, :3] = 2.0
+    scan = Scan(array, Geometry.identity(3, (2.0, 1.0, 1.0)), source=tmp_path / "seg.nii.gz")
+    labels = label_map_from_scan(scan)
+    assert labels.array.dtype == np.uint8  # whole-number floats become the smallest integers
+    assert labels.class_names == {0: "background", 2: "class 2", 7: "class 7"}
+    assert (labels.geometry, labels.source, labels.name) == (scan.geometry, scan.source, "seg")
+    path = write_label_map(LabelMap(labels.array, labels.geometry, {0: "bg", 2: "liver",
+                                                                     7: "lesion"}),
+                           tmp_path / "seg.nrrd")
+    assert read_label_map(path).class_names == {0: "bg", 2: "liver", 7: "lesion"}  # header wins
+    scan.array[0, 0, 0] = 0.5
+    with pytest.raises(UnsupportedScanError, match=r"seg\.nii\.gz holds non-integer values"):
+        label_map_from_scan(scan)
+    assert label_values(np.array([[3, 0], [3, 9]], np.int32)) == [0, 3, 9]
+    assert label_values(np.array([[3, 0], [3, 9]], np.uint16)) == [0, 3, 9]
+    assert label_values(np.zeros((0, 2), np.uint8)) == [0]
+
+
+def test_probabilities_are_one_multi_component_image_on_the_grid(tmp_path):
+    from napari_medseg.errors import ScanWriteError
+    from napari_medseg.io import write_probabilities
+
+    geometry = Geometry(spacing=(2.0, 0.8, 0.8), origin=(10.0, -5.0, 3.0),
+                        direction=np.diag([1.0, -1.0, -1.0]))
+    rng = np.random.default_rng(0)
+    p = rng.random((3, 4, 5, 6)).astype(np.float16)
+    path = write_probabilities(p, geometry, tmp_path / "p.nrrd")
+    image = sitk.ReadImage(str(path))
+    assert image.GetNumberOfComponentsPerPixel() == 3
+    np.testing.assert_allclose(np.moveaxis(sitk.GetArrayFromImage(image), -1, 0), p, atol=1e-3)
+    assert geometry_of(image).is_close(geometry)
+    with pytest.raises(OutputExistsError):
+        write_probabilities(p, geometry, path)
+    with pytest.raises(ScanWriteError, match=r"\.nrrd or \.mha"):
+        write_probabilities(p, geometry, tmp_path / "p.nii.gz")
+    with pytest.raises(ValueError, match="classes"):
+        write_probabilities(p[0], geometry, tmp_path / "q.nrrd")

@@ -25,6 +25,7 @@ import numpy as np
 from qtpy.QtWidgets import QApplication
 
 import napari
+from napari_medseg._napari.dock import open_dock
 from napari_medseg._napari.jobs import warm_up_in_background
 from napari_medseg._napari.launch import open_viewer
 from napari_medseg._napari.responsiveness import StallMeter
@@ -77,13 +78,8 @@ class Journey:
 
     # ---------------------------------------------------------------- plumbing
     def dock(self, title: str) -> Any:
-        """The widget docked as ``title`` (its tab is raised, as a person clicks it)."""
-        widget = self.viewer.window.dock_widgets[f"{title} ({PLUGIN})"]
-        qt_widget = widget.native if hasattr(widget, "native") else widget
-        dock = qt_widget.parent()
-        dock.show()
-        dock.raise_()
-        return widget
+        """The widget of the MedSeg tab ``title`` (the tab is raised, as a person clicks it)."""
+        return open_dock(self.viewer, title).tab(title)
 
     def settle(self, rounds: int = 10) -> None:
         app = QApplication.instance()

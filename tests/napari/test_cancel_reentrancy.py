@@ -112,15 +112,21 @@ def test_finetune_job_closed_at_any_step_keeps_the_last_good_weights(finetune_se
 
 
 def test_registration_and_fusion_closed_early_leave_the_scans_untouched():
-    from napari_medseg._napari.widgets.fuse_widget import fuse_pipeline
-    from napari_medseg.fusion import FusionOptions, RegistrationOptions
+    from napari_medseg.fusion import (
+        FusionOptions,
+        RegisterFuseOptions,
+        RegistrationOptions,
+        register_and_fuse_job,
+    )
     from tests.fusion.conftest import COLIN, TEMPLATE, downsample, read_real
 
     fixed, moving = downsample(read_real(TEMPLATE), 6.0), downsample(read_real(COLIN), 6.0)
     before = fixed.array.copy(), moving.array.copy(), moving.geometry
     for k in (0, 1, 3, 8):
-        _close_after(fuse_pipeline(fixed, moving, RegistrationOptions(kind="rigid"),
-                                   FusionOptions(method="weighted"), 4), k)
+        options = RegisterFuseOptions(registration=RegistrationOptions(kind="rigid"),
+                                      fusion=FusionOptions(method="weighted"), views=True,
+                                      squares=4)
+        _close_after(register_and_fuse_job(fixed, moving, options), k)
         np.testing.assert_array_equal(fixed.array, before[0])
         np.testing.assert_array_equal(moving.array, before[1])
         assert moving.geometry == before[2]

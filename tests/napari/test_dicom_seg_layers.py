@@ -11,6 +11,7 @@ import pytest
 
 from napari_medseg._napari.label_records import record_corrections
 from napari_medseg._napari.layers import DICOM_REFERENCE_KEY, PROVENANCE_KEY
+from napari_medseg.errors import OutputExistsError
 from napari_medseg.io import read_label_file, read_scan, sidecar_path, write_label_map
 from napari_medseg.provenance import ProvenanceRecord, scan_record
 from napari_medseg.scan import LabelMap
@@ -59,12 +60,30 @@ def test_a_dicom_seg_opens_as_labels_on_its_series(make_napari_viewer, series, t
     viewer.layers.selection = {layer}
     viewer.layers.save(str(again), selected=True, plugin=PLUGIN)
     np.testing.assert_array_equal(read_label_file(again, reference=ct).labels.array, layer.data)
+    # saving from Python asks nobody: an existing DICOM-SEG is not replaced (napari's dialog
+    # rule, as for every writer), nor its sidecar
+    written = again.read_bytes(), sidecar_path(again).read_bytes()
+    layer.data[0, 30:40, 30:40] = 1
+    with pytest.raises(OutputExistsError, match="napari did not ask whether to replace it"):
+        viewer.layers.save(str(again), selected=True, plugin=PLUGIN)
+    assert (again.read_bytes(), sidecar_path(again).read_bytes()) == written
 
 
 def test_segment_widget_result_saves_as_dicom_seg_with_its_record(
-        make_napari_viewer, qtbot, series, tmp_path):
+        make_napari_viewer, qtbot, series, tmp_path, monkeypatch):
+    import threading
+
+    from napari_medseg import provenance
     from napari_medseg._napari.widgets.segment_widget import FROM_FILE, SegmentWidget
 
+    on_gui_thread: list[bool] = []  # where the record's hashes (the scan's, the result's) ran
+    real_hash = provenance.content_hash
+
+    def spy_hash(*args, **kwargs):  # type: ignore[no-untyped-def]
+        on_gui_thread.append(threading.current_thread() is threading.main_thread())
+        return real_hash(*args, **kwargs)
+
+    monkeypatch.setattr(provenance, "content_hash", spy_hash)
     model = foreground_checkpoint(tmp_path / "liver.safetensors")
     viewer = make_napari_viewer(show=True)
     image = viewer.open(str(series), plugin=PLUGIN)[0]
@@ -78,6 +97,8 @@ def test_segment_widget_result_saves_as_dicom_seg_with_its_record(
     qtbot.waitUntil(lambda: not widget.runner.running and any(
         layer._type_string == "labels" for layer in viewer.layers), timeout=120_000)
     result = next(layer for layer in viewer.layers if layer._type_string == "labels")
+    assert on_gui_thread  # the record hashed the scan and the result...
+    assert not any(on_gui_thread)  # ... in the worker, not on the GUI thread
     record = ProvenanceRecord.from_dict(result.metadata[PROVENANCE_KEY])
     assert record.made_by == "napari-medseg Segment widget"
     assert record.models[0].name == str(model)

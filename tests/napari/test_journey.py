@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from napari_medseg._napari.dock import find_dock
 from napari_medseg.inference.catalog import find_checkpoint
 from tests.napari.journey import CORRECTED_SLICES, SAMPLES, Journey
 
@@ -34,7 +35,8 @@ def test_journey_from_scan_to_saved_labels(tmp_path, qtbot, make_napari_viewer):
         record = journey.open_scan()
         assert image._type_string == "image"
         assert image.data.shape == (30, 101, 122)
-        assert journey.viewer.window.dock_widgets["Segment (napari-medseg)"].isVisible()
+        assert find_dock(journey.viewer).isVisible()
+        assert find_dock(journey.viewer).current() == "Segment"
 
         journey.segment()
         assert journey.suggested_model == str(find_checkpoint("head-ct-tissue"))
@@ -47,7 +49,7 @@ def test_journey_from_scan_to_saved_labels(tmp_path, qtbot, make_napari_viewer):
         assert (np.asarray(prediction.data) == 1).mean() > 0.3  # the body is found
 
         journey.correct()
-        finetune = journey.viewer.window.dock_widgets["Correct and fine-tune (napari-medseg)"]
+        finetune = find_dock(journey.viewer).tab("Correct and fine-tune")
         tracker = finetune.tracker
         assert tracker.reviewed[list(CORRECTED_SLICES)].all()
         assert set(np.nonzero(tracker.edited)[0]) <= set(CORRECTED_SLICES)
@@ -70,7 +72,7 @@ def test_journey_from_scan_to_saved_labels(tmp_path, qtbot, make_napari_viewer):
         assert "Dice" in finetune.status.value
 
         journey.evaluate()
-        evaluate = journey.viewer.window.dock_widgets["Evaluate (napari-medseg)"]
+        evaluate = find_dock(journey.viewer).tab("Evaluate")
         rows = {row.label: row for row in evaluate.evaluation.rows}
         assert set(rows) == {1, 2}
         assert rows[1].dice > 0.8  # soft tissue: the starter and the fine-tune both find it

@@ -97,12 +97,10 @@ def test_main_window_opens_every_widget_as_tabs_with_segment_in_front(qtbot,
     qtbot.wait(50)
     names = widget_names()
     assert names == ["Scan", "Segment", "Correct and fine-tune", "Evaluate", "Fuse"]
-    widgets = {n: viewer.window.dock_widgets[f"{n} (napari-medseg)"] for n in names}
-    docks = {n: _qt(w).parent() for n, w in widgets.items()}
-    main = docks["Segment"].parent()
-    tabbed = set(main.tabifiedDockWidgets(docks["Segment"]))
-    assert tabbed == {d for n, d in docks.items() if n != "Segment"}  # one dock area
-    assert len({main.dockWidgetArea(d) for d in docks.values()}) == 1
+    dock = viewer.window.dock_widgets["MedSeg"]  # one dock, a tab per widget
+    assert list(viewer.window.dock_widgets) == ["MedSeg"]
+    widgets = {n: dock.tab(n) for n in names}
+    assert dock.current() == "Segment"
     visible = [n for n, w in widgets.items() if not _qt(w).visibleRegion().isEmpty()]
     assert visible == ["Segment"]  # the main job's tab is in front
     segment = widgets["Segment"]

@@ -31,8 +31,8 @@ def test_scan_widget_shows_geometry_and_applies_presets(make_napari_viewer):
 def test_main_job_window_docks_widgets_and_shows_a_scan(qtbot, tmp_path, make_napari_viewer):
     viewer = open_viewer(sample="ct_abdomen", viewer=make_napari_viewer(show=True))
     assert "Scan" in widget_names()
-    docked = [n for n in viewer.window.dock_widgets if n.endswith("(napari-medseg)")]
-    assert len(docked) == len(widget_names())
+    assert list(viewer.window.dock_widgets) == ["MedSeg"]  # one dock, a tab per widget
+    assert viewer.window.dock_widgets["MedSeg"].names == widget_names()
     assert [layer._type_string for layer in viewer.layers] == ["image", "labels"]
     shot = viewer.screenshot(str(tmp_path / "main.png"), canvas_only=True)
     grey = shot[..., :3].mean(axis=-1)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_medseg.fusion.grid import Grid
-from napari_medseg.fusion.resample import resample_to
+from napari_medseg.geometry.grid import Grid
+from napari_medseg.geometry.resample import resample_to
 from napari_medseg.io import read_scan
 from napari_medseg.models import CheckpointSpec, IntensityContract
 from napari_medseg.scan import Geometry, LabelMap, Scan

@@ -72,16 +72,22 @@ class JobPanel(Container):
                                           QSizePolicy.Policy.Preferred)
         rows = [Container(widgets=[self.run_button, self.cancel_button], layout="horizontal",
                           labels=False)]
-        if extra_buttons:  # a row of their own keeps the dock narrow
-            rows.append(Container(widgets=list(extra_buttons), layout="horizontal",
-                                  labels=False))
         super().__init__(widgets=[*rows, self.progress, self.status], labels=False)
+        self._rows = 1
+        if extra_buttons:
+            self.add_row(*extra_buttons)
         self.cancel_button.clicked.connect(self.cancel)
         self.what = ""
         self._started = 0.0
         self._error: BaseException | None = None
         self._reported = False
         self._context = ""
+
+    def add_row(self, *buttons: Widget) -> None:
+        """A row of extra buttons under Run/Cancel (a row of their own keeps the dock narrow)."""
+        self.insert(self._rows, Container(widgets=list(buttons), layout="horizontal",
+                                          labels=False))
+        self._rows += 1
 
     @property
     def elapsed_s(self) -> float:

@@ -2,7 +2,7 @@
 
 * :func:`segment_result_metadata` - the Segment widget calls it for the layer it adds: the
   scan's file or folder, its DICOM reference (so the layer can be saved as DICOM-SEG), and the
-  provenance record of the run.
+  provenance record the run's job built.
 * :func:`record_corrections` - the Correct widget calls it with the tracker's masks: the
   edited and reviewed slices go into the layer's record.
 * :func:`record_for_saving` - the writer: the layer's record (noting changes nobody
@@ -23,50 +23,40 @@ from napari_medseg._napari.layers import (
     DICOM_REFERENCE_KEY,
     PROVENANCE_KEY,
     SCAN_KEY,
-    SOURCE_KEY,
     TERMS_KEY,
-    scan_from_layer,
 )
-from napari_medseg.errors import MedsegError
-from napari_medseg.io.dicom_reference import DicomSeriesReference
+from napari_medseg.io.dicom_reference import REFERENCE_KEY, DicomSeriesReference
 from napari_medseg.provenance import (
     ProvenanceError,
     ProvenanceRecord,
     note_untracked_changes,
-    prediction_record,
     unknown_record,
     with_edits,
 )
-from napari_medseg.scan import LabelMap
+from napari_medseg.scan import LabelMap, Scan
 from napari_medseg.terminology import SegmentTerm
 
 SEGMENT_WIDGET = "napari-medseg Segment widget"
 SAVED_FROM_NAPARI = "napari-medseg (saved from napari)"
 
 
-def segment_result_metadata(viewer: Any, image_layer: str, model: str, options: Any,
-                            labels: LabelMap) -> dict[str, Any]:
-    """Metadata for the Labels layer of a segmentation of ``image_layer`` (by name) with
-    ``model`` (checkpoint path or name) and ``options`` (``PredictOptions``).
+def segment_result_metadata(scan: Scan, record: ProvenanceRecord | None) -> dict[str, Any]:
+    """Metadata for the Labels layer of a segmentation of ``scan`` (as read from its layer
+    when the run started, :func:`~napari_medseg._napari.layers.scan_from_layer`): the scan's
+    file or folder, its DICOM reference (so that the layer can be saved as DICOM-SEG) and the
+    run's ``record`` (built in the job, see
+    :func:`~napari_medseg.inference.segment.segment_job`; ``None``: one that says the run was
+    not recorded).
 
-    Never fails: a record that cannot be built says why instead.
+    Touches no voxel: nothing here hashes or reads the scan.
     """
-    by_name = {layer.name: layer for layer in viewer.layers}  # a LayerList has no .get
-    layer = by_name.get(image_layer)
-    meta: dict[str, Any] = {}
-    scans = []
-    if layer is not None:
-        meta[SCAN_KEY] = layer.metadata.get(SOURCE_KEY)
-        if layer.metadata.get(DICOM_REFERENCE_KEY):
-            meta[DICOM_REFERENCE_KEY] = layer.metadata[DICOM_REFERENCE_KEY]
-        scans = [scan_from_layer(layer)]
-    try:
-        record = prediction_record(scans, [model], options, made_by=SEGMENT_WIDGET,
-                                   labels=labels)
-    except (MedsegError, OSError, ValueError) as error:
+    meta: dict[str, Any] = {SCAN_KEY: str(scan.source) if scan.source else None}
+    reference = scan.metadata.get(REFERENCE_KEY)
+    if reference:
+        meta[DICOM_REFERENCE_KEY] = reference
+    if record is None:
         record = unknown_record(made_by=SEGMENT_WIDGET,
-                                note=f"segmented with {model}; the record could not be "
-                                     f"completed ({error})")
+                                note=f"segmentation of {scan.name!r}: the run was not recorded")
     meta[PROVENANCE_KEY] = record.to_dict()
     return meta
 

@@ -1,20 +1,25 @@
-"""Open napari with every MedSeg dock widget and a scan (the README's main job)."""
+"""Open napari with the MedSeg dock and a scan (the README's main job)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from npe2 import PluginManifest
+from qtpy.QtWidgets import QMainWindow
 
 import napari
+from napari_medseg._napari.dock import open_dock
 from napari_medseg._napari.sample_data import sample_dir
+from napari_medseg._napari.screen import fit_to_screen
 
 PLUGIN = "napari-medseg"
 DEFAULT_SAMPLE = "ct_abdomen"
+FIRST_TAB = "Segment"  # the main job starts where the work starts
 
 
 def widget_names() -> list[str]:
-    """Display names of the plugin's dock widgets, in manifest order."""
+    """Display names of the plugin's widget contributions (the Plugins > MedSeg entries,
+    each a tab of the one MedSeg dock), in manifest order."""
     manifest = PluginManifest.from_file(Path(__file__).resolve().parents[1] / "napari.yaml")
     return [w.display_name for w in manifest.contributions.widgets or []]
 
@@ -23,25 +28,24 @@ def open_viewer(
     paths: list[Path] | None = None, *, sample: str | None = DEFAULT_SAMPLE, show: bool = True,
     viewer: napari.Viewer | None = None,
 ) -> napari.Viewer:
-    """A viewer with the MedSeg widgets docked (tabbed) and ``paths`` or a sample opened.
+    """A viewer sized to the screen with the MedSeg dock (on its Segment tab) and ``paths``
+    or a sample opened.
 
     ``viewer``: dock into this viewer instead of a new one (tests pass napari's fixture
     viewer, whose plugin state napari resets between tests).
     """
     if viewer is None:
         viewer = napari.Viewer(title="napari-medseg", show=show)
-    docks = [
-        viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True)[0]
-        for name in widget_names()
-    ]
+    dock = open_dock(viewer, FIRST_TAB)
+    window = dock.window()
+    if isinstance(window, QMainWindow):
+        fit_to_screen(window, maximize=True)
+        dock.fit_width()  # for the fitted window's width
     if paths:
         for path in paths:
             viewer.open(str(path), plugin=PLUGIN)
     elif sample:
         viewer.open_sample(PLUGIN, sample)
-    names = widget_names()
-    if "Segment" in names:  # the main job starts on the Segment tab
-        docks[names.index("Segment")].raise_()
     return viewer
 
 

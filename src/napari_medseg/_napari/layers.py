@@ -1,14 +1,34 @@
-"""Scan / LabelMap <-> napari layer data, keeping the physical geometry.
+"""Where napari layers and the core meet: one pair of functions per kind, geometry in one form.
 
-A layer shows voxel ``i`` at world ``affine @ (scale * i + translate)``.  We pass
-``scale = spacing``, ``affine = direction`` (linear part only) and
-``translate = direction^-1 @ origin``, so that world = ``origin + direction @ (spacing * i)``:
-the world coordinates are the LPS millimetres of :mod:`napari_medseg.scan`, and an
-axis-aligned scan has ``translate == origin`` and an identity affine.
+=========  ==========================================  =========================================
+kind       core -> layer (a ``LayerDataTuple``)         layer -> core
+=========  ==========================================  =========================================
+scan       :func:`scan_layer_data`                      :func:`scan_from_layer` (a layer),
+                                                        :func:`scan_from_layer_data` (a writer's
+                                                        ``data, meta``)
+labels     :func:`label_layer_data`                     :func:`labels_from_layer`,
+                                                        :func:`labels_from_layer_data`
+=========  ==========================================  =========================================
+
+The reader, the writer, the sample data and every widget go through these; nothing else
+builds a :class:`Scan` or :class:`LabelMap` from layer state.
+
+Geometry travels in one form: the layer's own transform.  A layer shows voxel ``i`` at world
+``affine @ (scale * i + translate)``; we pass ``scale = spacing``, ``affine = direction``
+(linear part only) and ``translate = direction^-1 @ origin``, so that world =
+``origin + direction @ (spacing * i)``: the world coordinates are the LPS millimetres of
+:mod:`napari_medseg.scan`, an axis-aligned scan has ``translate == origin`` and an identity
+affine, and a layer a person moves (or a script creates) is read back where it is shown.
+Class names travel in the Labels layer's features table (columns ``index`` and ``class``).
+Layer metadata holds what a transform cannot: the modality, the source file, the DICOM
+series a scan was read from, the model that made a prediction, whether a layer is an overlay,
+and for label maps the scan they were made on, their provenance record and coded terms (the
+keys below).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +37,13 @@ import numpy as np
 from napari_medseg.display import default_contrast_limits
 from napari_medseg.errors import GeometryMismatchError
 from napari_medseg.io.dicom_reference import REFERENCE_KEY
+from napari_medseg.io.itk import to_label_array
 from napari_medseg.scan import Geometry, LabelMap, Scan
 
-GEOMETRY_KEY = "medseg_geometry"
+#: Layer metadata: the scan's DICOM modality code (``"CT"``, ``"MR"``...).
 MODALITY_KEY = "medseg_modality"
+#: Layer metadata: the file or folder the layer was read from (``None`` when made here).
 SOURCE_KEY = "medseg_source"
-CLASS_NAMES_KEY = "medseg_class_names"
 #: Image and Labels layers: the DICOM series the scan was read from (a DicomSeriesReference as
 #: JSON), so that labels made on it can be saved as DICOM-SEG referencing it.
 DICOM_REFERENCE_KEY = "medseg_dicom_reference"
@@ -31,8 +52,17 @@ DICOM_REFERENCE_KEY = "medseg_dicom_reference"
 SCAN_KEY = "medseg_scan"
 PROVENANCE_KEY = "medseg_provenance"
 TERMS_KEY = "medseg_segment_terms"
+#: Labels layer metadata: the checkpoint that made them (Fine-tune starts from it).
+MODEL_KEY = "medseg_model"
+#: Layer metadata: ``True`` on overlays (the labeled region...), never offered as an input.
+OVERLAY_KEY = "medseg_overlay"
+#: Overlays made before :data:`OVERLAY_KEY` existed are known by this end of their name.
+OVERLAY_SUFFIX = " labeled region"
+
+LayerData = tuple[Any, dict[str, Any], str]
 
 
+# ---------------------------------------------------------------- geometry (the one form)
 def geometry_kwargs(geometry: Geometry) -> dict[str, Any]:
     """``scale``, ``translate``, ``affine`` (and ``units``) that place a layer in world mm."""
     ndim = geometry.ndim
@@ -47,48 +77,9 @@ def geometry_kwargs(geometry: Geometry) -> dict[str, Any]:
     }
 
 
-def scan_layer_data(scan: Scan) -> tuple[Any, dict[str, Any], str]:
-    """A napari ``LayerDataTuple`` for an Image layer of ``scan``."""
-    kwargs = geometry_kwargs(scan.geometry)
-    kwargs.update(
-        name=scan.name,
-        contrast_limits=default_contrast_limits(scan.array, scan.modality),
-        colormap="gray",
-        metadata={
-            GEOMETRY_KEY: scan.geometry.to_dict(),
-            MODALITY_KEY: scan.modality,
-            SOURCE_KEY: str(scan.source) if scan.source else None,
-            DICOM_REFERENCE_KEY: scan.metadata.get(REFERENCE_KEY),
-        },
-    )
-    return (scan.array, kwargs, "image")
-
-
-def label_layer_data(labels: LabelMap) -> tuple[Any, dict[str, Any], str]:
-    """A napari ``LayerDataTuple`` for a Labels layer, class names as features."""
-    kwargs = geometry_kwargs(labels.geometry)
-    values = sorted(labels.class_names)
-    kwargs.update(
-        name=labels.name,
-        features={"index": values, "class": [labels.class_names[v] for v in values]},
-        metadata={
-            GEOMETRY_KEY: labels.geometry.to_dict(),
-            CLASS_NAMES_KEY: {str(k): v for k, v in labels.class_names.items()},
-            SOURCE_KEY: str(labels.source) if labels.source else None,
-        },
-    )
-    array = labels.array
-    if array.dtype == np.bool_:
-        array = array.astype(np.uint8)
-    return (array, kwargs, "labels")
-
-
-def geometry_from_layer_meta(meta: dict[str, Any], ndim: int) -> Geometry:
-    """The geometry a layer was opened with, or the one its scale/translate/affine give.
-
-    Stored geometry (set by our reader) wins while the layer's transform still agrees with
-    it; a layer moved or created by hand is described by its current transform.
-    """
+def geometry_from_layer_meta(meta: Mapping[str, Any], ndim: int) -> Geometry:
+    """The geometry a layer's ``scale``/``translate``/``affine`` give (the inverse of
+    :func:`geometry_kwargs`; the last ``ndim`` axes of a layer with more)."""
     scale = np.asarray(meta.get("scale", np.ones(ndim)), dtype=float)[-ndim:]
     translate = np.asarray(meta.get("translate", np.zeros(ndim)), dtype=float)[-ndim:]
     affine = meta.get("affine")
@@ -99,54 +90,139 @@ def geometry_from_layer_meta(meta: dict[str, Any], ndim: int) -> Geometry:
         matrix = np.asarray(getattr(affine, "affine_matrix", affine), dtype=float)
         direction = matrix[-ndim - 1 : -1, -ndim - 1 : -1]
         shift = matrix[-ndim - 1 : -1, -1]
-    current = Geometry(
-        spacing=tuple(scale), origin=tuple(direction @ translate + shift), direction=direction
-    )
-    stored = (meta.get("metadata") or {}).get(GEOMETRY_KEY)
-    if stored is not None:
-        geometry = Geometry.from_dict(stored)
-        if geometry.ndim == ndim and geometry.is_close(current, atol_mm=1e-3, atol_dir=1e-5):
-            return geometry
-    return current
+    try:
+        return Geometry(spacing=tuple(scale), origin=tuple(direction @ translate + shift),
+                        direction=direction)
+    except ValueError as exc:  # a zero scale, a singular affine
+        name = meta.get("name", "the layer")
+        msg = (f"layer {name!r} is not placed in physical space ({exc}); reopen its file, or "
+               "give it a positive scale and an invertible affine")
+        raise GeometryMismatchError(msg) from exc
 
 
 def layer_meta(layer: Any) -> dict[str, Any]:
-    """The parts of a layer's state :func:`geometry_from_layer_meta` reads."""
-    return {
+    """The parts of a layer's state the ``*_from_layer_data`` functions read; the same keys
+    napari gives a writer as ``meta``."""
+    meta = {
+        "name": layer.name,
         "scale": layer.scale,
         "translate": layer.translate,
         "affine": layer.affine.affine_matrix,
         "metadata": layer.metadata,
+        "rgb": getattr(layer, "rgb", False),
     }
+    if hasattr(layer, "features"):
+        meta["features"] = layer.features
+    return meta
 
 
-def class_names_from_meta(meta: dict[str, Any]) -> dict[int, str]:
-    """Class names a Labels layer carries (metadata first, then its features table)."""
-    stored = (meta.get("metadata") or {}).get(CLASS_NAMES_KEY)
-    if stored:
-        return {int(k): str(v) for k, v in stored.items()}
+def _metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(meta.get("metadata") or {})
+
+
+def _source(metadata: Mapping[str, Any]) -> Path | None:
+    source = metadata.get(SOURCE_KEY)
+    return Path(source) if source else None
+
+
+# ---------------------------------------------------------------- scans
+def scan_layer_data(scan: Scan, *, name: str | None = None, **display: Any) -> LayerData:
+    """An Image ``LayerDataTuple`` of ``scan``: placed in world mm, grey, windowed for its
+    modality, with the DICOM series it was read from (if it was); ``display`` (colormap,
+    blending, opacity, visible, contrast_limits...) overrides those defaults."""
+    kwargs = geometry_kwargs(scan.geometry)
+    metadata = {MODALITY_KEY: scan.modality,
+                SOURCE_KEY: str(scan.source) if scan.source else None}
+    if scan.metadata.get(REFERENCE_KEY):  # read from a DICOM series
+        metadata[DICOM_REFERENCE_KEY] = scan.metadata[REFERENCE_KEY]
+    kwargs.update(
+        name=name or scan.name,
+        contrast_limits=default_contrast_limits(scan.array, scan.modality),
+        colormap="gray",
+        metadata=metadata,
+    )
+    kwargs.update(display)
+    return (scan.array, kwargs, "image")
+
+
+def scan_from_layer_data(data: Any, meta: Mapping[str, Any]) -> Scan:
+    """A :class:`Scan` of an Image layer's ``data`` (``(Z, Y, X)`` or ``(Y, X)``), placed where
+    the layer shows it; ``meta`` as :func:`layer_meta` (or napari, to a writer) gives it.  The
+    DICOM series the layer was read from, if it was, goes along (``scan.metadata``), so that
+    labels made on the scan can be saved as DICOM-SEG referencing it."""
+    array = np.asarray(data)
+    name = str(meta.get("name") or "") or None
+    if meta.get("rgb") or array.ndim not in (2, 3):
+        msg = (f"layer {name or 'scan'!r} has shape {array.shape}; napari-medseg segments "
+               "single-channel 2D or 3D images")
+        raise GeometryMismatchError(msg)
+    metadata = _metadata(meta)
+    reference = metadata.get(DICOM_REFERENCE_KEY)
+    return Scan(array=array, geometry=geometry_from_layer_meta(meta, array.ndim),
+                modality=str(metadata.get(MODALITY_KEY, "unknown")),
+                metadata={REFERENCE_KEY: str(reference)} if reference else {},
+                source=_source(metadata), display_name=name)
+
+
+def scan_from_layer(layer: Any) -> Scan:
+    """A :class:`Scan` of an Image layer (its data, not a copy), named as the layer."""
+    return scan_from_layer_data(layer.data, layer_meta(layer))
+
+
+# ---------------------------------------------------------------- label maps
+def label_layer_data(labels: LabelMap, *, name: str | None = None,
+                     metadata: Mapping[str, Any] | None = None) -> LayerData:
+    """A Labels ``LayerDataTuple`` of ``labels``: placed in world mm, class names in its
+    features; ``metadata`` adds keys (e.g. :data:`MODEL_KEY`)."""
+    kwargs = geometry_kwargs(labels.geometry)
+    values = sorted(labels.class_names)
+    kwargs.update(
+        name=name or labels.name,
+        features={"index": values, "class": [labels.class_names[v] for v in values]},
+        metadata={SOURCE_KEY: str(labels.source) if labels.source else None,
+                  **dict(metadata or {})},
+    )
+    array = labels.array
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    return (array, kwargs, "labels")
+
+
+def class_names_from_meta(meta: Mapping[str, Any]) -> dict[int, str]:
+    """Class names of a Labels layer: its features table (``index`` and ``class``)."""
     features = meta.get("features")
     if features is not None and "class" in features and "index" in features:
         return {int(i): str(c) for i, c in zip(features["index"], features["class"], strict=True)}
     return {}
 
 
-def scan_from_layer(layer: Any) -> Scan:
-    """A :class:`Scan` of an Image layer's data, placed where the layer shows it."""
-    array = np.asarray(layer.data)
-    if getattr(layer, "rgb", False) or array.ndim not in (2, 3):
-        msg = (
-            f"layer {layer.name!r} has shape {array.shape}; napari-medseg segments single-channel "
-            "2D or 3D images"
-        )
-        raise GeometryMismatchError(msg)
-    geometry = geometry_from_layer_meta(layer_meta(layer), array.ndim)
-    modality = layer.metadata.get(MODALITY_KEY, "unknown")
-    reference = layer.metadata.get(DICOM_REFERENCE_KEY)
-    source = layer.metadata.get(SOURCE_KEY)
-    return Scan(array=array, geometry=geometry, modality=modality,
-                metadata={REFERENCE_KEY: reference} if reference else {},
-                source=Path(source) if source else None)
+def labels_from_layer_data(data: Any, meta: Mapping[str, Any]) -> LabelMap:
+    """A :class:`LabelMap` of a Labels layer's ``data``, a copy (later painting does not reach
+    it), placed where the layer shows it, with its class names."""
+    array = to_label_array(np.array(data, copy=True), repr(meta.get("name") or "the layer"))
+    metadata = _metadata(meta)
+    name = str(meta.get("name") or "") or None
+    return LabelMap(array=array, geometry=geometry_from_layer_meta(meta, array.ndim),
+                    class_names=class_names_from_meta(meta), source=_source(metadata),
+                    display_name=name)
+
+
+def labels_from_layer(layer: Any) -> LabelMap:
+    """A :class:`LabelMap` of a Labels layer (a snapshot of its data), named as the layer."""
+    return labels_from_layer_data(layer.data, layer_meta(layer))
+
+
+# ---------------------------------------------------------------- the viewer
+def add_layer_data(viewer: Any, layer_data: LayerData) -> Any:
+    """Add the layer a ``LayerDataTuple`` describes to ``viewer``; returns the layer."""
+    from napari.layers import Layer
+
+    return viewer.add_layer(Layer.create(*layer_data))
+
+
+def is_overlay(layer: Any) -> bool:
+    """An overlay (the labeled region of a correction...), never an input of a job."""
+    return bool(layer.metadata.get(OVERLAY_KEY)) or str(layer.name).endswith(OVERLAY_SUFFIX)
 
 
 def unique_layer_name(viewer: Any, name: str) -> str:

@@ -10,7 +10,7 @@ what to do, and no layer is added (napari's own reader dialog would only say "fa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -108,13 +108,14 @@ def layer_data_for_file(path: Path) -> LayerData:
     return scan_layer_data(scan)
 
 
-def labels_layer_data(found: LabelFile) -> LayerData:
-    """A Labels layer of a label file, its terms and provenance record in the metadata."""
-    data, kwargs, kind = label_layer_data(found.labels)
-    kwargs["metadata"][TERMS_KEY] = {str(k): t.to_dict() for k, t in found.terms.items()}
+def labels_layer_data(found: LabelFile, metadata: Mapping[str, Any] | None = None
+                      ) -> LayerData:
+    """A Labels layer of a label file, its terms and provenance record (and ``metadata``) in
+    the layer's metadata."""
+    meta: dict[str, Any] = {TERMS_KEY: {str(k): t.to_dict() for k, t in found.terms.items()}}
     if found.provenance is not None:
-        kwargs["metadata"][PROVENANCE_KEY] = found.provenance.to_dict()
-    return data, kwargs, kind
+        meta[PROVENANCE_KEY] = found.provenance.to_dict()
+    return label_layer_data(found.labels, metadata={**meta, **dict(metadata or {})})
 
 
 def seg_layer_data(path: Path) -> LayerData:
@@ -124,15 +125,14 @@ def seg_layer_data(path: Path) -> LayerData:
     from napari.utils.colormaps import DirectLabelColormap
 
     found = read_label_file(path)
-    data, kwargs, kind = labels_layer_data(found)
+    reference = _series_of(found)
+    data, kwargs, kind = labels_layer_data(
+        found, {DICOM_REFERENCE_KEY: reference} if reference is not None else None)
     colours: dict[int | None, tuple[float, ...]] = {None: (0.0, 0.0, 0.0, 0.0),
                                                      0: (0.0, 0.0, 0.0, 0.0)}
     for value, term in found.terms.items():
         colours[value] = (*(c / 255 for c in term.colour), 1.0)
     kwargs["colormap"] = DirectLabelColormap(color_dict=colours)
-    reference = _series_of(found)
-    if reference is not None:
-        kwargs["metadata"][DICOM_REFERENCE_KEY] = reference
     return data, kwargs, kind
 
 

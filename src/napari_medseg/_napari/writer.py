@@ -1,11 +1,13 @@
 """npe2 writer contributions: Labels and Image layers back to files with their geometry.
 
-napari's save dialog asks before replacing an existing file, so these writers replace
-(atomically) what the person confirmed; the Python API and CLI never replace without
-``overwrite=True``.  Labels keep their class names and coded terms, and get their provenance
-record beside them (``<file>.provenance.json``; see :mod:`napari_medseg._napari.label_records`).
-A Labels layer made on a scan read from a DICOM series also saves as DICOM-SEG (``.dcm``),
-referencing that series.
+An existing file is replaced (atomically) only when napari's save dialog asked about it;
+saving from Python (``viewer.layers.save``, ``napari.save_layers``) refuses to replace one
+(:mod:`napari_medseg._napari.overwrite`); the rule holds for every writer here, DICOM-SEG
+included.  The Python API and CLI never replace without ``overwrite=True``.  Labels keep
+their class names and coded terms, and get their provenance record beside them
+(``<file>.provenance.json``; see :mod:`napari_medseg._napari.label_records`).  A Labels layer
+made on a scan read from a DICOM series also saves as DICOM-SEG (``.dcm``), referencing that
+series.
 """
 
 from __future__ import annotations
@@ -13,38 +15,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from napari_medseg._napari.label_records import record_for_saving, reference_of, terms_of
-from napari_medseg._napari.layers import (
-    MODALITY_KEY,
-    class_names_from_meta,
-    geometry_from_layer_meta,
-)
+from napari_medseg._napari.layers import labels_from_layer_data, scan_from_layer_data
+from napari_medseg._napari.overwrite import may_replace
 from napari_medseg.io import write_label_map, write_scan
 from napari_medseg.io.dicom_seg import MissingReferenceError
-from napari_medseg.io.itk import to_label_array
-from napari_medseg.scan import LabelMap, Scan
-
-
-def _labels_of(data: Any, meta: dict[str, Any]) -> LabelMap:
-    array = to_label_array(np.asarray(data))
-    geometry = geometry_from_layer_meta(meta, array.ndim)
-    return LabelMap(array=array, geometry=geometry, class_names=class_names_from_meta(meta))
 
 
 def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
-    """Write one Labels layer (its geometry from the layer) as NIfTI / NRRD / MetaImage."""
-    labels = _labels_of(data, meta)
+    """Write one Labels layer (its geometry from the layer) as NIfTI / NRRD / MetaImage, with
+    its terms and provenance record."""
+    labels = labels_from_layer_data(data, meta)
     metadata = meta.get("metadata") or {}
     record = record_for_saving(metadata, labels, str(meta.get("name", "labels")))
-    return [str(write_label_map(labels, Path(path), overwrite=True, terms=terms_of(metadata),
-                                provenance=record))]
+    return [str(write_label_map(labels, Path(path), overwrite=may_replace(Path(path)),
+                                terms=terms_of(metadata), provenance=record))]
 
 
 def write_dicom_seg(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write one Labels layer as a DICOM-SEG on the DICOM series its scan was read from."""
-    labels = _labels_of(data, meta)
+    labels = labels_from_layer_data(data, meta)
     metadata = meta.get("metadata") or {}
     name = str(meta.get("name", "labels"))
     reference = reference_of(metadata)
@@ -55,14 +45,12 @@ def write_dicom_seg(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
                "labels.nii.gz seg.dcm --reference SERIES_DIR")
         raise MissingReferenceError(msg)
     record = record_for_saving(metadata, labels, name)
-    return [str(write_label_map(labels, Path(path), overwrite=True, reference=reference,
-                                terms=terms_of(metadata), provenance=record))]
+    return [str(write_label_map(labels, Path(path), overwrite=may_replace(Path(path)),
+                                reference=reference, terms=terms_of(metadata),
+                                provenance=record))]
 
 
 def write_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write one Image layer as a scan with its geometry."""
-    array = np.asarray(data)
-    geometry = geometry_from_layer_meta(meta, array.ndim)
-    modality = (meta.get("metadata") or {}).get(MODALITY_KEY, "unknown")
-    scan = Scan(array=array, geometry=geometry, modality=modality)
-    return [str(write_scan(scan, Path(path), overwrite=True))]
+    scan = scan_from_layer_data(data, meta)
+    return [str(write_scan(scan, Path(path), overwrite=may_replace(Path(path))))]

@@ -16,7 +16,8 @@ from napari_medseg import __version__
 from napari_medseg.errors import MedsegError
 
 #: Verb modules, in the order ``--help`` lists them.
-VERBS = ("info", "convert", "view", "models", "predict", "train", "finetune", "evaluate", "fuse")
+VERBS = ("info", "convert", "view", "napari_reader", "models", "predict", "train", "finetune",
+         "evaluate", "fuse")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,9 @@
         [--moving-labels L --labels-out L_ON_A] [--quality] [--overwrite]
 
 Every output path is checked before any work starts, so a run that fails (bad input, a
-registration that does not converge, an existing output) writes nothing.
+registration that does not converge, an existing output) writes nothing.  The work is the
+core's :func:`~napari_medseg.fusion.register_and_fuse_job`; this verb turns flags into its
+options and its result into files.
 """
 
 from __future__ import annotations
@@ -16,21 +18,19 @@ from pathlib import Path
 
 from napari_medseg.cli.progress import TerminalProgress
 from napari_medseg.errors import FusionError, OutputExistsError
+from napari_medseg.events import run_to_end
 from napari_medseg.fusion import (
     FUSION_METHODS,
     INITIALISATIONS,
     NORMALISATIONS,
     REGISTRATION_KINDS,
     FusionOptions,
+    RegisterFuseOptions,
     RegistrationOptions,
-    fuse,
-    fusion_quality,
     load_transform,
-    register,
-    resample_to,
+    register_and_fuse_job,
     save_transform,
 )
-from napari_medseg.fusion.grid import check_overlap
 from napari_medseg.fusion.transforms import TRANSFORM_SUFFIXES
 from napari_medseg.io import read_label_map, read_scan, write_label_map, write_scan
 from napari_medseg.io.atomic import check_can_write
@@ -72,6 +72,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--weights", type=float, nargs=2, metavar=("W_FIXED", "W_MOVING"), help="weighted"
     )
     p.add_argument("--levels", type=int, default=4, help="laplacian/wavelet levels (4)")
+    p.add_argument("--detail-rule", choices=("max", "average"), default="max",
+                   help="laplacian/wavelet detail coefficients: largest magnitude or average")
     p.add_argument("--wavelet", default="db2", help="PyWavelets wavelet name (db2)")
     p.add_argument("--output", required=True, metavar="FUSED", help="fused scan to write")
     p.add_argument("--transform-out", metavar="T", help="write the transform (.tfm/.h5)")
@@ -112,51 +114,50 @@ def _check_outputs(args: argparse.Namespace) -> None:
         raise FusionError(msg)
 
 
+def fuse_options(args: argparse.Namespace) -> RegisterFuseOptions:
+    """The core job's options the flags ask for (a saved transform is read here)."""
+    return RegisterFuseOptions(
+        registration=RegistrationOptions(kind=args.register, initialisation=args.init),
+        transform=load_transform(args.transform_in) if args.transform_in else None,
+        fusion=FusionOptions(
+            method=args.method,
+            normalisation=args.normalisation,
+            weights=tuple(args.weights) if args.weights else None,
+            levels=args.levels,
+            detail_rule=args.detail_rule,
+            wavelet=args.wavelet,
+        ),
+        quality=args.quality,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     _check_outputs(args)
+    options = fuse_options(args)
     fixed = read_scan(args.fixed)
     moving = read_scan(args.moving)
     labels = read_label_map(args.moving_labels) if args.moving_labels else None
-
-    report = TerminalProgress(quiet=args.quiet)
-
-    if args.transform_in:
-        transform = load_transform(args.transform_in)
-        check_overlap(fixed, moving)
-        resampled = resample_to(moving, fixed, transform=transform)
-        labels_on_fixed = resample_to(labels, fixed, transform=transform) if labels else None
-    else:
-        options = RegistrationOptions(kind=args.register, initialisation=args.init)
-        result = register(fixed, moving, options=options, on_event=report)
-        transform = result.transform
-        resampled = result.resampled
-        labels_on_fixed = result.resample_labels(labels) if labels else None
-        if args.register != "none":
-            print(
-                f"registered ({args.register}): metric {result.initial_metric:.4f} -> "
-                f"{result.final_metric:.4f} (Mattes MI, lower is better), "
-                f"{result.iterations} iterations, {result.elapsed_s:.1f} s"
-            )
-
-    fusion = FusionOptions(
-        method=args.method,
-        normalisation=args.normalisation,
-        weights=tuple(args.weights) if args.weights else None,
-        levels=args.levels,
-        wavelet=args.wavelet,
-    )
-    fused = fuse([fixed, resampled], options=fusion, on_event=report)
-
+    result = run_to_end(register_and_fuse_job(fixed, moving, options, moving_labels=labels),
+                        TerminalProgress(quiet=args.quiet))
+    reg = result.registration
+    if reg is not None and args.register != "none":
+        print(
+            f"registered ({args.register}): metric {reg.initial_metric:.4f} -> "
+            f"{reg.final_metric:.4f} (Mattes MI, lower is better), "
+            f"{reg.iterations} iterations, {reg.elapsed_s:.1f} s"
+        )
+    fused = result.fused
+    assert fused is not None  # the CLI always fuses
     if args.transform_out:
-        save_transform(transform, args.transform_out, overwrite=args.overwrite)
+        save_transform(result.transform, args.transform_out, overwrite=args.overwrite)
     if args.resampled_out:
-        write_scan(resampled, args.resampled_out, overwrite=args.overwrite)
-    if labels_on_fixed is not None:
-        write_label_map(labels_on_fixed, args.labels_out, overwrite=args.overwrite)
+        write_scan(result.resampled, args.resampled_out, overwrite=args.overwrite)
+    if result.labels is not None:
+        write_label_map(result.labels, args.labels_out, overwrite=args.overwrite)
     out = write_scan(fused, args.output, overwrite=args.overwrite)
     print(f"wrote fused scan {out} {fused.shape} ({args.method})")
-    if args.quality:
-        q = fusion_quality([fixed, resampled], fused, normalisation=args.normalisation)
+    if result.quality is not None:
+        q = result.quality
         print(
             f"quality: entropy {q.entropy:.3f} bits, MI {q.mutual_information_total:.3f} bits "
             f"(fixed {q.mutual_information[0]:.3f}, moving {q.mutual_information[1]:.3f}), "

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_medseg.cli.options import add_option_flags, options_from_args
 from napari_medseg.cli.progress import TerminalProgress
 from napari_medseg.errors import MedsegError
 from napari_medseg.io.atomic import check_can_write
@@ -33,6 +34,8 @@ from napari_medseg.io.formats import check_writable_suffix
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from napari_medseg.inference.segment import SegmentOptions
+
     p = subparsers.add_parser("predict", help="segment a scan with a model or a checkpoint")
     p.add_argument("--model", action="append", required=True,
                    help="starter model name or checkpoint file; repeat for an ensemble")
@@ -52,37 +55,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="CPU threads for torch (under torchrun: cores / processes)")
     p.add_argument("--probabilities", type=Path,
                    help="also write per-class probabilities (multi-component .nrrd/.mha)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, mps")
-    p.add_argument("--tile", type=int, nargs="+", help="window size in voxels (Z Y X or Y X)")
-    p.add_argument("--overlap", type=float, default=0.5, help="window overlap (default 0.5)")
-    p.add_argument("--tta", action="store_true", help="mirroring test-time augmentation")
-    p.add_argument("--batch", type=int, default=None,
-                   help="windows per forward pass (default: planned from free memory)")
-    p.add_argument("--combine", choices=("mean", "vote"), default="mean",
-                   help="how ensemble members are combined")
-    p.add_argument("--slice-axis", type=int, choices=(0, 1, 2),
-                   help="2D models on 3D scans: array axis to slice along (0 = axial)")
-    p.add_argument("--context-slices", type=int, default=0,
-                   help="2.5D: neighbouring slices per side given as channels")
-    p.add_argument("--largest-component", action="store_true",
-                   help="keep the largest connected component of each class")
-    p.add_argument("--fill-holes", action="store_true", help="fill holes in each class")
-    p.add_argument("--min-size", type=int, default=0, help="drop components below N voxels")
-    p.add_argument("--no-resample", action="store_true",
-                   help="do not resample to the model's spacing")
+    add_option_flags(p, SegmentOptions)  # --device --tile --overlap --tta --batch ...
     p.add_argument("--series", help="DICOM series (index or UID) when a folder has several")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 
 
+def segment_options(args: argparse.Namespace, **fixed: Any) -> Any:
+    """The :class:`SegmentOptions` the flags ask for (``fixed``: e.g. a rank's device)."""
+    from napari_medseg.inference.segment import SegmentOptions
+
+    return options_from_args(SegmentOptions, args, models=tuple(args.model),
+                             keep_probabilities=bool(args.probabilities), **fixed)
+
+
 def run(args: argparse.Namespace) -> int:
     from napari_medseg import distributed
     from napari_medseg.events import run_to_end
-    from napari_medseg.inference import Predictor
-    from napari_medseg.io import read_scan, write_label_map
-    from napari_medseg.io.write import check_label_target
-    from napari_medseg.provenance import prediction_record
+    from napari_medseg.inference.segment import segment_job
+    from napari_medseg.io import read_scan, write_label_map, write_probabilities
+    from napari_medseg.io.write import PROBABILITY_SUFFIXES, check_label_target
 
     if args.input_list is not None or args.output_dir is not None:
         return run_cohort(args)
@@ -102,18 +95,16 @@ def run(args: argparse.Namespace) -> int:
     for out in outputs:  # fail before any work
         check_writable_suffix(out, labels=out is args.output)
         check_can_write(out, overwrite=args.overwrite)
-    if args.probabilities and args.probabilities.suffix.lower() not in (".nrrd", ".mha"):
+    if args.probabilities and args.probabilities.suffix.lower() not in PROBABILITY_SUFFIXES:
         msg = "--probabilities must be a .nrrd or .mha file (one component per class)"
         raise MedsegError(msg)
+    options = segment_options(args)
     scans = [read_scan(path, series=args.series) for path in args.input]
     check_label_target(args.output, overwrite=args.overwrite, reference=scans[0])  # .dcm: DICOM
-    predictor = Predictor.load(args.model, device=args.device, combine=args.combine)
-    options = predict_options(args, args.device)
-    result = run_to_end(predictor.predict_job(scans, options), TerminalProgress(quiet=args.quiet))
-    record = prediction_record(scans, args.model, options, made_by="napari-medseg predict",
-                               labels=result.labels)
+    result = run_to_end(segment_job(scans, options, made_by="napari-medseg predict"),
+                        TerminalProgress(quiet=args.quiet))
     write_label_map(result.labels, args.output, overwrite=args.overwrite, reference=scans[0],
-                    provenance=record)
+                    provenance=result.provenance)
     if args.probabilities and result.probabilities is not None:
         write_probabilities(result.probabilities, result.labels.geometry, args.probabilities,
                             overwrite=args.overwrite)
@@ -126,24 +117,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def predict_options(args: argparse.Namespace, device: str) -> Any:
-    from napari_medseg.inference import PostprocessOptions, PredictOptions
-
-    return PredictOptions(
-        device=device,
-        tile=tuple(args.tile) if args.tile else None,
-        overlap=args.overlap,
-        batch_size=args.batch,
-        tta=args.tta,
-        slice_axis=args.slice_axis,
-        context_slices=args.context_slices,
-        keep_probabilities=bool(args.probabilities),
-        resample=not args.no_resample,
-        postprocess=PostprocessOptions(largest_component=args.largest_component,
-                                       fill_holes=args.fill_holes, min_size=args.min_size),
-    )
-
-
 def run_cohort(args: argparse.Namespace) -> int:
     """``--input-list``: segment a cohort (this process's share of it, under torchrun)."""
     import datetime
@@ -152,7 +125,7 @@ def run_cohort(args: argparse.Namespace) -> int:
 
     from napari_medseg import distributed
     from napari_medseg.events import run_to_end
-    from napari_medseg.inference import Predictor, resolve_device
+    from napari_medseg.inference import resolve_device
     from napari_medseg.inference.cohort import (
         CohortOptions,
         effective_shard,
@@ -160,6 +133,7 @@ def run_cohort(args: argparse.Namespace) -> int:
         read_manifest,
         segment_cohort,
     )
+    from napari_medseg.inference.segment import PredictorCache
 
     if args.input_list is None or args.output_dir is None:
         msg = "a cohort needs both --input-list MANIFEST and --output-dir DIR"
@@ -181,9 +155,10 @@ def run_cohort(args: argparse.Namespace) -> int:
         options = CohortOptions(output_dir=args.output_dir, suffix=args.output_format,
                                 overwrite=args.overwrite, series=args.series,
                                 shard=effective_shard(shard, ctx))
-        predictor = Predictor.load(args.model, device=device, combine=args.combine)
-        report = run_to_end(segment_cohort(predictor, cases, predict_options(args, device),
-                                           options), TerminalProgress(quiet=args.quiet))
+        segment = segment_options(args, device=device)
+        predictor = PredictorCache().get(segment)
+        report = run_to_end(segment_cohort(predictor, cases, segment.predict, options),
+                            TerminalProgress(quiet=args.quiet))
     failed = [r for r in report.results if r.status == "failed"]
     if report.summary is None:  # a torchrun rank > 0, or a shard finishing before others
         if not args.quiet and not ctx.is_distributed:
@@ -200,21 +175,3 @@ def run_cohort(args: argparse.Namespace) -> int:
         if case["status"] == "failed":
             print(f"failed: {case['case_id']}: {case['error']}", file=sys.stderr)
     return 1 if totals["failed"] else 0
-
-
-def write_probabilities(probabilities: np.ndarray, geometry: object, path: Path, *,
-                        overwrite: bool) -> Path:
-    """Per-class probabilities as one multi-component image on the scan's grid."""
-    import SimpleITK as sitk
-
-    from napari_medseg.io.atomic import write_atomically
-    from napari_medseg.io.itk import apply_geometry
-
-    image = sitk.GetImageFromArray(np.moveaxis(probabilities.astype(np.float32), 0, -1),
-                                   isVector=True)
-    apply_geometry(image, geometry)  # type: ignore[arg-type]
-
-    def write(tmp: Path) -> None:
-        sitk.WriteImage(image, str(tmp), useCompression=True)
-
-    return write_atomically(path, write, overwrite=overwrite)

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from napari_medseg.fusion.grid import require_same_grid
 from napari_medseg.fusion.normalise import Normalisation, normalise
+from napari_medseg.geometry.grid import require_same_grid
 from napari_medseg.scan import Scan
 
 

@@ -21,7 +21,7 @@ import numpy.typing as npt
 import SimpleITK as sitk
 
 from napari_medseg.errors import FusionError
-from napari_medseg.fusion.grid import require_same_grid
+from napari_medseg.geometry.grid import require_same_grid
 from napari_medseg.io.itk import scan_to_sitk
 from napari_medseg.scan import Geometry, LabelMap, Scan
 

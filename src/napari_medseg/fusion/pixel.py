@@ -28,12 +28,12 @@ import numpy.typing as npt
 
 from napari_medseg.errors import FusionError
 from napari_medseg.events import Event, Job, Progress, run_to_end
-from napari_medseg.fusion.grid import require_same_grid
 from napari_medseg.fusion.guided import guided_fusion
 from napari_medseg.fusion.normalise import NORMALISATIONS, Normalisation, normalise
 from napari_medseg.fusion.pyramid import laplacian_fusion
 from napari_medseg.fusion.wavelet import wavelet_fusion
 from napari_medseg.fusion.weighted import pca_fusion, weighted_average
+from napari_medseg.geometry.grid import require_same_grid
 from napari_medseg.scan import Scan
 
 FusionMethod = Literal["weighted", "pca", "laplacian", "wavelet", "guided"]

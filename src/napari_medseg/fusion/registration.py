@@ -34,15 +34,15 @@ import SimpleITK as sitk
 
 from napari_medseg.errors import RegistrationError
 from napari_medseg.events import Event, Job, Log, Progress, run_to_end
-from napari_medseg.fusion.grid import (
+from napari_medseg.fusion.transforms import identity_transform, save_transform
+from napari_medseg.geometry.grid import (
     Grid,
     check_overlap,
     check_same_ndim,
     overlap_fraction,
     physical_extent,
 )
-from napari_medseg.fusion.resample import Interpolation, reference_image, resample_to
-from napari_medseg.fusion.transforms import identity_transform, save_transform
+from napari_medseg.geometry.resample import Interpolation, reference_image, resample_to
 from napari_medseg.io.itk import scan_to_sitk
 from napari_medseg.scan import LabelMap, Scan
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_medseg.fusion.grid import require_same_grid
 from napari_medseg.fusion.normalise import Normalisation, normalise
+from napari_medseg.geometry.grid import require_same_grid
 from napari_medseg.scan import Scan
 
 

@@ -1,13 +1,21 @@
-"""Typed options of a segmentation run, shared by the Python API, the CLI and the widget."""
+"""Typed options of a segmentation run, shared by the Python API, the CLI and the widget.
+
+Each field is an :func:`~napari_medseg.options.option`: its help, flag and control are
+declared here once; ``napari-medseg predict`` builds its flags and the Segment widget its
+Advanced controls from them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from napari_medseg.inference.postprocess import PostprocessOptions
+from napari_medseg.options import option
+
+SLICE_AXES = (("axial (0)", 0), ("coronal (1)", 1), ("sagittal (2)", 2))
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PredictOptions:
     """How to run a model over a scan.
 
@@ -42,16 +50,29 @@ class PredictOptions:
         Resample the scan to the checkpoint's ``target_spacing`` (and the labels back).
     """
 
-    device: str = "auto"
-    tile: tuple[int, ...] | None = None
-    overlap: float = 0.5
-    batch_size: int | None = None
-    tta: bool = False
-    slice_axis: int | None = None
-    context_slices: int = 0
-    keep_probabilities: bool = False
-    amp: bool = True
-    resample: bool = True
+    device: str = option("auto", help="auto (default), cpu, cuda, cuda:N, mps")
+    tile: tuple[int, ...] | None = option(
+        None, metavar="N", nargs="+", help="window size in voxels (Z Y X or Y X; default: the "
+        "model's patch size)")
+    overlap: float = option(0.5, low=0.0, high=0.9, step=0.05,
+                            help="fraction of a window shared with its neighbour (default 0.5)")
+    batch_size: int | None = option(
+        None, flag="--batch", label="batch", low=0, high=64, none_as=0,
+        help="windows per forward pass (default: planned from free memory, halved when it "
+        "runs out)")
+    tta: bool = option(False, label="mirroring TTA",
+                       help="mirroring test-time augmentation (average over flips; slower)")
+    slice_axis: int | None = option(
+        None, label="2D slicing", choices=SLICE_AXES,
+        help="2D models on 3D scans: array axis to slice along (0 = axial)")
+    context_slices: int = option(0, low=0, high=16,
+                                 help="2.5D: neighbouring slices per side given as channels")
+    keep_probabilities: bool = option(False, cli=False, label="probability layer",
+                                      help="also return the per-class probabilities")
+    amp: bool = option(True, cli=False, gui=False,
+                       help="mixed precision (bf16, else fp16) on CUDA")
+    resample: bool = option(True, label="resample to the model's spacing",
+                            help="resample the scan to the model's spacing (and the labels back)")
     postprocess: PostprocessOptions = field(default_factory=PostprocessOptions)
 
     def __post_init__(self) -> None:

@@ -12,17 +12,22 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from napari_medseg.options import option
 
-@dataclass
+
+@dataclass(kw_only=True)
 class PostprocessOptions:
     """Per-class clean-up; every step is off by default.
 
     ``min_size`` is in voxels: connected components smaller than it become background.
     """
 
-    largest_component: bool = False
-    fill_holes: bool = False
-    min_size: int = 0
+    largest_component: bool = option(
+        False, label="largest component per class",
+        help="keep the largest connected component of each class")
+    fill_holes: bool = option(False, help="fill holes enclosed by a class, slice by slice")
+    min_size: int = option(0, low=0, high=10**7,
+                           help="drop connected components below N voxels")
 
     @property
     def any(self) -> bool:

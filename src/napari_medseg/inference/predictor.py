@@ -15,13 +15,14 @@ uint8/uint16 label map as soon as a slab is final; the labels go back to the sca
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import math
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,8 +31,8 @@ from torch import nn
 
 from napari_medseg.errors import GeometryMismatchError, MedsegError
 from napari_medseg.events import Event, Job, Log, ProgressClock
-from napari_medseg.fusion.grid import Grid
-from napari_medseg.fusion.resample import resample_to
+from napari_medseg.geometry.grid import Grid, grid_at_spacing
+from napari_medseg.geometry.resample import resample_to
 from napari_medseg.inference.catalog import find_checkpoint
 from napari_medseg.inference.optimize import optimize_for_inference
 from napari_medseg.inference.options import PredictOptions
@@ -40,7 +41,10 @@ from napari_medseg.inference.preprocess import prepare_channels
 from napari_medseg.inference.tiling import SlabAccumulator, Tile, TilePlan
 from napari_medseg.io.limits import MAX_SCAN_BYTES
 from napari_medseg.models import CheckpointSpec, load_checkpoint
-from napari_medseg.scan import Geometry, LabelMap, Scan, default_class_names
+from napari_medseg.scan import LabelMap, Scan, default_class_names
+
+if TYPE_CHECKING:
+    from napari_medseg.provenance import ProvenanceRecord
 
 DEFAULT_TILE = {2: (256, 256), 3: (96, 96, 96)}
 
@@ -54,7 +58,8 @@ class Prediction:
     """The result of a run: labels on the scan's grid and, if asked, probabilities.
 
     ``probabilities`` is ``(K, *spatial)`` float16 on the scan's grid (``None`` unless
-    ``keep_probabilities``).
+    ``keep_probabilities``); ``provenance`` the record of how the labels were made, when the
+    job was asked for one (see :func:`~napari_medseg.inference.segment.segment_job`).
     """
 
     labels: LabelMap
@@ -62,6 +67,7 @@ class Prediction:
     device: str
     seconds: float
     n_tiles: int
+    provenance: ProvenanceRecord | None = None
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -192,6 +198,7 @@ class Predictor:
 
     def _predict(self, channels: list[Scan], options: PredictOptions) -> Job[Prediction]:
         start = time.perf_counter()
+        options = self._with_checkpoint_defaults(options, channels)
         reference = self._check_inputs(channels, options)
         work_grid, arrays = self._resampled(channels, options)
         if work_grid.geometry is not reference.geometry:
@@ -219,6 +226,25 @@ class Predictor:
         )
 
     # ---------------------------------------------------------------- checks and geometry
+    def _with_checkpoint_defaults(self, options: PredictOptions, channels: list[Scan]
+                                  ) -> PredictOptions:
+        """The slice axis and 2.5D context a 2D checkpoint was trained with, where the
+        options leave them open (a context the model was not trained with is refused)."""
+        spec = self.spec
+        if spec.spatial_dims != 2 or not channels or channels[0].ndim != 3:
+            return options
+        changes: dict[str, Any] = {}
+        if options.slice_axis is None and spec.slice_axis is not None:
+            changes["slice_axis"] = spec.slice_axis
+        if spec.context_slices and options.context_slices != spec.context_slices:
+            if options.context_slices:
+                msg = (f"this model was trained with {spec.context_slices} context slice(s) on "
+                       f"each side; it cannot run with {options.context_slices} (leave "
+                       "context_slices at 0 to use the model's)")
+                raise InferenceError(msg)
+            changes["context_slices"] = spec.context_slices
+        return dataclasses.replace(options, **changes) if changes else options
+
     def _check_inputs(self, channels: list[Scan], options: PredictOptions) -> Grid:
         if not channels:
             msg = "no scan given"
@@ -262,46 +288,23 @@ class Predictor:
             raise InferenceError(msg)
         return Grid(geometry=first.geometry, shape=first.shape)
 
-    def _target_spacing(self, reference: Grid, options: PredictOptions) -> tuple[float, ...] | None:
-        target = self.spec.target_spacing
-        if not options.resample or target is None:
-            return None
-        spacing = list(reference.geometry.spacing)
-        if len(target) == len(spacing):
-            wanted = list(target)
-        elif len(target) == 2 and len(spacing) == 3 and options.slice_axis is not None:
-            in_plane = [a for a in range(3) if a != options.slice_axis]
-            wanted = list(spacing)
-            for axis, value in zip(in_plane, target, strict=True):
-                wanted[axis] = value
-        else:
-            return None
-        if np.allclose(wanted, spacing, rtol=0.02):
-            return None
-        return tuple(float(w) for w in wanted)
-
     def _resampled(self, channels: list[Scan], options: PredictOptions
                    ) -> tuple[Grid, list[npt.NDArray[Any]]]:
         reference = Grid(geometry=channels[0].geometry, shape=channels[0].shape)
-        target = self._target_spacing(reference, options)
-        if target is None:
+        target = self.spec.target_spacing if options.resample else None
+        grid = grid_at_spacing(reference, target, slice_axis=options.slice_axis)
+        if grid is reference:
             return reference, [c.array for c in channels]
-        g = reference.geometry
-        shape = tuple(
-            max(1, round(n * s / t))
-            for n, s, t in zip(reference.shape, g.spacing, target, strict=True)
-        )
-        needed = math.prod(shape) * 4 * (len(channels) + 1)  # float32 inputs and the output
+        needed = math.prod(grid.shape) * 4 * (len(channels) + 1)  # float32 inputs and output
         if needed > max(MAX_SCAN_BYTES, 8 * math.prod(reference.shape) * 4 * len(channels)):
             msg = (
                 f"resampling the scan of shape {reference.shape} to the model's spacing "
-                f"{target} mm would make a {shape} grid ({needed / 1024**3:.1f} GiB); the "
-                "checkpoint's target spacing does not suit this scan: turn resampling off "
-                "(PredictOptions(resample=False), CLI --no-resample) or crop the scan"
+                f"{grid.geometry.spacing} mm would make a {grid.shape} grid "
+                f"({needed / 1024**3:.1f} GiB); the checkpoint's target spacing does not suit "
+                "this scan: turn resampling off (PredictOptions(resample=False), CLI "
+                "--no-resample) or crop the scan"
             )
             raise InferenceError(msg)
-        grid = Grid(geometry=Geometry(spacing=target, origin=g.origin, direction=g.direction),
-                    shape=shape)
         arrays = [resample_to(c, grid, interpolation="linear").array for c in channels]
         return grid, arrays
 

@@ -6,7 +6,8 @@
 * :func:`write_scan` / :func:`write_label_map`: NIfTI, NRRD, MetaImage, atomically and never
   over an existing file unless asked; label maps also as DICOM-SEG (``.dcm``) on the DICOM
   series they were made on (:mod:`napari_medseg.io.dicom_seg`), names, coded terms and a
-  provenance record kept (:func:`read_label_file` returns them).
+  provenance record kept (:func:`read_label_file` returns them); :func:`write_probabilities`:
+  per-class probabilities as one multi-component NRRD / MetaImage.
 
 SimpleITK does the decoding and encoding (GDCM for DICOM, JPEG 2000 included), highdicom and
 pydicom build, write and decode DICOM-SEG; we do the geometry bookkeeping, DICOM series
@@ -24,9 +25,15 @@ from napari_medseg.io.formats import (
     Format,
     detect_format,
 )
-from napari_medseg.io.read import LabelFile, read_label_file, read_label_map, read_scan
+from napari_medseg.io.read import (
+    LabelFile,
+    label_map_from_scan,
+    read_label_file,
+    read_label_map,
+    read_scan,
+)
 from napari_medseg.io.sidecar import read_sidecar, sidecar_path
-from napari_medseg.io.write import write_label_map, write_scan
+from napari_medseg.io.write import write_label_map, write_probabilities, write_scan
 
 __all__ = [
     "LABEL_WRITE_SUFFIXES",
@@ -39,6 +46,7 @@ __all__ = [
     "detect_format",
     "dicom_reference",
     "guess_modality",
+    "label_map_from_scan",
     "list_dicom_series",
     "looks_like_label_map",
     "read_dicom_reference",
@@ -48,5 +56,6 @@ __all__ = [
     "read_sidecar",
     "sidecar_path",
     "write_label_map",
+    "write_probabilities",
     "write_scan",
 ]

@@ -116,6 +116,18 @@ def class_names_from_metadata(metadata: dict[str, str]) -> dict[int, str]:
         return {}
 
 
+def label_values(array: npt.NDArray[Any]) -> list[int]:
+    """The label values present in an integer array, ascending (``[0]`` when empty).
+
+    Counts with ``bincount`` for small non-negative integers (one pass, no sort)."""
+    if not array.size:
+        return [0]
+    if array.dtype in (np.uint8, np.uint16, np.bool_):
+        counts = np.bincount(array.ravel().astype(np.intp, copy=False))
+        return [int(v) for v in np.flatnonzero(counts)]
+    return [int(v) for v in np.unique(array)]
+
+
 def _is_seg(path: Path) -> bool:
     from napari_medseg.io.dicom_seg_read import is_dicom_seg
 
@@ -175,26 +187,39 @@ def read_label_file(
                      sidecar=sidecar, sidecar_problem=problem, is_dicom_seg=is_seg)
 
 
+def label_map_from_scan(scan: Scan) -> LabelMap:
+    """A scan read from a label file, as the :class:`LabelMap` it holds.
+
+    Float voxels holding whole numbers (a common export) become integers, any other float
+    content is refused (:class:`~napari_medseg.errors.UnsupportedScanError`); class names
+    come from the header (NRRD / MetaImage, see :func:`write_label_map`), else from the
+    sidecar beside ``scan.source`` (NIfTI), else ``class k`` for every value present.
+    :func:`label_file_from_scan` also returns the coded terms and the provenance record.
+    """
+    return label_file_from_scan(scan).labels
+
+
 def label_file_from_scan(scan: Scan, *, sidecar: LabelSidecar | None = None) -> LabelFile:
     """A label file already read as a scan (by :func:`read_scan`), with the names and terms
-    of its header or of ``sidecar`` (looked up beside ``scan.source`` when not given)."""
+    of its header or of ``sidecar`` (looked up beside ``scan.source`` when not given); the
+    labels as :func:`label_map_from_scan` describes."""
     problem = ""
     if sidecar is None and scan.source is not None and scan.source.is_file():
         try:
             sidecar = read_sidecar(scan.source)
         except ProvenanceError as error:
             problem = f"{scan.source.name}'s sidecar was not used: {error}"
-    array = to_label_array(scan.array, scan.source.name if scan.source else "labels")
+    array = to_label_array(scan.array, scan.source.name if scan.source else scan.name)
     names = class_names_from_metadata(scan.metadata)
     if not names and sidecar is not None:
         names = dict(sidecar.class_names)
-    values = np.unique(array[:: max(1, array.shape[0] // 16)]) if array.size else [0]
     if not names:
-        names = default_class_names(int(v) for v in values)
+        names = default_class_names(label_values(array))
     own_terms = terms_from_json(scan.metadata.get(TERMS_KEY, ""))
     if sidecar is not None:
         own_terms = {**sidecar.terms, **own_terms}
-    labels = LabelMap(array=array, geometry=scan.geometry, class_names=names, source=scan.source)
+    labels = LabelMap(array=array, geometry=scan.geometry, class_names=names, source=scan.source,
+                      display_name=scan.display_name)
     return LabelFile(labels=labels, terms=terms_for(names, own_terms),
                      provenance=sidecar.provenance if sidecar is not None else None,
                      sidecar=sidecar, sidecar_problem=problem)

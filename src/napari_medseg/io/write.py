@@ -1,10 +1,12 @@
-"""``write_scan`` and ``write_label_map``: atomic, non-clobbering, geometry kept.
+"""``write_scan``, ``write_label_map`` and ``write_probabilities``: atomic, non-clobbering,
+geometry kept.
 
 A label map keeps its class names and coded terms in every format: NRRD and MetaImage in
 header keys (``medseg_class_names``, ``medseg_segment_terms``), DICOM-SEG natively, NIfTI,
 which has no place for them, in the JSON sidecar ``<file name>.provenance.json``
 (:mod:`napari_medseg.io.sidecar`).  The sidecar also holds the provenance record when one is
 given (the CLI and the napari writer always give one), and is written for every DICOM-SEG.
+Per-class probabilities are one multi-component NRRD / MetaImage (:func:`write_probabilities`).
 """
 
 from __future__ import annotations
@@ -12,18 +14,24 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import SimpleITK as sitk
 
+from napari_medseg.errors import ScanWriteError
 from napari_medseg.io.atomic import check_can_write, write_atomically
 from napari_medseg.io.dicom_reference import DicomSeriesReference
 from napari_medseg.io.formats import check_writable_suffix
-from napari_medseg.io.itk import CLASS_NAMES_KEY, scan_to_sitk
+from napari_medseg.io.itk import CLASS_NAMES_KEY, apply_geometry, scan_to_sitk
 from napari_medseg.io.sidecar import LabelSidecar, sidecar_path
 from napari_medseg.provenance import ProvenanceError, ProvenanceRecord, content_hash
-from napari_medseg.scan import LabelMap, Scan
+from napari_medseg.scan import Geometry, LabelMap, Scan
 from napari_medseg.terminology import SegmentTerm, term_for, terms_for, terms_to_json
+
+#: Formats that hold one component per class in one file.
+PROBABILITY_SUFFIXES = (".nrrd", ".mha")
 
 _METADATA_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")  # formats that keep custom header keys
 #: Header key of the coded terms that differ from the table's (NRRD / MetaImage).
@@ -208,3 +216,22 @@ def _write_with_sidecar(path: Path, write: Callable[[Path], None], sidecar: str 
 
             write_atomically(side, restore, overwrite=True)
         raise
+
+
+def write_probabilities(probabilities: npt.NDArray[Any], geometry: Geometry, path: str | Path,
+                        *, overwrite: bool = False) -> Path:
+    """Per-class probabilities ``(K, Z, Y, X)`` (or ``(K, Y, X)``) as one multi-component
+    float32 image on ``geometry`` (NRRD or MetaImage: one component per class)."""
+    path = Path(path)
+    if not path.name.lower().endswith(PROBABILITY_SUFFIXES):
+        msg = (f"probabilities are written as {' or '.join(PROBABILITY_SUFFIXES)} (one "
+               f"component per class); {path.name} is neither")
+        raise ScanWriteError(msg)
+    if probabilities.ndim != geometry.ndim + 1:
+        msg = (f"probabilities of shape {probabilities.shape} do not fit a {geometry.ndim}D "
+               "grid: give (classes, *spatial)")
+        raise ValueError(msg)
+    image = sitk.GetImageFromArray(np.moveaxis(probabilities.astype(np.float32), 0, -1),
+                                   isVector=True)
+    apply_geometry(image, geometry)
+    return _write_image(image, path, overwrite=overwrite)

@@ -1,7 +1,10 @@
 """Evaluate a predicted label map against a reference: one row of metrics per class.
 
-:func:`evaluate` checks that both lie on one grid and returns an :class:`Evaluation` (Dice,
-IoU, HD95 and ASSD in mm, volumes in ml per class) that prints as a table, or as CSV/JSON.
+:func:`evaluate_job` (the evaluate verb's core job, behind ``napari-medseg evaluate`` and the
+Evaluate widget) checks that both lie on one grid and returns an :class:`Evaluation` (Dice,
+IoU, HD95 and ASSD in mm, volumes in ml per class) that prints as a table, or as CSV/JSON,
+yielding a :class:`~napari_medseg.events.Progress` per class; :func:`evaluate` runs it to
+the end.
 """
 
 from __future__ import annotations
@@ -12,16 +15,31 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from napari_medseg.errors import GeometryMismatchError
+from napari_medseg.events import Job, ProgressClock, run_to_end
+from napari_medseg.io.atomic import write_atomically
 from napari_medseg.metrics.overlap import dice, iou
 from napari_medseg.metrics.surface import assd, hd95
 from napari_medseg.metrics.volumes import class_volumes_ml
+from napari_medseg.options import option
 from napari_medseg.scan import LabelMap
+
+
+@dataclass(kw_only=True)
+class EvaluateOptions:
+    """What to compute: which classes, and whether surface distances (slow on big masks)."""
+
+    classes: tuple[int, ...] | None = option(
+        None, metavar="K", help="class values to report (default: every non-zero value present)",
+        gui=False)
+    surface: bool = option(True, label="surface distances (HD95, ASSD)",
+                           help="compute the surface distances HD95 and ASSD (the slow part)")
 
 
 @dataclass(frozen=True)
@@ -78,6 +96,16 @@ class Evaluation:
             writer.writerow([getattr(r, n) for n in names])
         return out.getvalue()
 
+    def write_csv(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write :meth:`to_csv` to ``path`` atomically; an existing file is replaced only with
+        ``overwrite`` (:class:`~napari_medseg.errors.OutputExistsError` otherwise)."""
+        text = self.to_csv()
+
+        def write(tmp: Path) -> None:
+            tmp.write_text(text, encoding="utf-8")
+
+        return write_atomically(Path(path), write, overwrite=overwrite)
+
     def format_table(self) -> str:
         head = (f"{'label':>5}  {'name':<20} {'Dice':>6} {'IoU':>6} {'HD95 mm':>8} "
                 f"{'ASSD mm':>8} {'pred ml':>9} {'true ml':>9}")
@@ -101,6 +129,14 @@ def evaluate_arrays(pred: npt.NDArray[Any], truth: npt.NDArray[Any], spacing: Se
     ``classes`` defaults to every non-zero value in either array. ``mask`` restricts Dice,
     IoU and volumes to its voxels; ``surface=False`` skips HD95/ASSD (``nan``) for speed.
     """
+    return run_to_end(_evaluate_arrays_job(pred, truth, spacing, classes=classes,
+                                           class_names=class_names, mask=mask, surface=surface))
+
+
+def _evaluate_arrays_job(pred: npt.NDArray[Any], truth: npt.NDArray[Any],
+                         spacing: Sequence[float], *, classes: Sequence[int] | None,
+                         class_names: dict[int, str] | None, mask: npt.NDArray[np.bool_] | None,
+                         surface: bool) -> Job[Evaluation]:
     if pred.shape != truth.shape:
         msg = (f"prediction of shape {pred.shape} and reference of shape {truth.shape} are on "
                "different grids; resample one onto the other first")
@@ -114,7 +150,8 @@ def evaluate_arrays(pred: npt.NDArray[Any], truth: npt.NDArray[Any], spacing: Se
     vp = class_volumes_ml(p, spacing, classes)
     vt = class_volumes_ml(t, spacing, classes)
     rows = []
-    for k in classes:
+    clock = ProgressClock("evaluate", len(classes))
+    for done, k in enumerate(classes, start=1):
         pk, tk = p == k, t == k
         rows.append(ClassMetrics(
             label=int(k),
@@ -126,6 +163,7 @@ def evaluate_arrays(pred: npt.NDArray[Any], truth: npt.NDArray[Any], spacing: Se
             volume_pred_ml=vp[k],
             volume_truth_ml=vt[k],
         ))
+        yield clock.event(done, message=f"class {done} of {len(classes)} ({rows[-1].name})")
     return Evaluation(rows=rows, spacing=tuple(float(s) for s in spacing))
 
 
@@ -135,6 +173,21 @@ def evaluate(pred: LabelMap, truth: LabelMap, *, classes: Sequence[int] | None =
 
     Raises :class:`~napari_medseg.errors.GeometryMismatchError` naming the difference.
     """
+    options = EvaluateOptions(classes=tuple(classes) if classes is not None else None,
+                              surface=surface)
+    return run_to_end(evaluate_job(pred, truth, options, mask=mask))
+
+
+def evaluate_job(pred: LabelMap, truth: LabelMap, options: EvaluateOptions | None = None, *,
+                 mask: npt.NDArray[np.bool_] | None = None) -> Job[Evaluation]:
+    """The evaluate verb: metrics of ``pred`` against ``truth`` (one grid), a generator job.
+
+    Yields a :class:`~napari_medseg.events.Progress` (stage ``"evaluate"``) after each class;
+    closing it between two stops it.  Raises
+    :class:`~napari_medseg.errors.GeometryMismatchError` naming the difference when the two
+    lie on different grids.
+    """
+    options = options or EvaluateOptions()
     if pred.shape != truth.shape or not pred.geometry.is_close(truth.geometry):
         what = (f"shape {pred.shape} vs {truth.shape}" if pred.shape != truth.shape
                 else pred.geometry.describe_difference(truth.geometry))
@@ -143,5 +196,6 @@ def evaluate(pred: LabelMap, truth: LabelMap, *, classes: Sequence[int] | None =
         raise GeometryMismatchError(msg)
     names = {**truth.class_names, **{k: v for k, v in pred.class_names.items()
                                       if not v.startswith("class ")}}
-    return evaluate_arrays(pred.array, truth.array, pred.geometry.spacing, classes=classes,
-                           class_names=names, mask=mask, surface=surface)
+    return (yield from _evaluate_arrays_job(
+        pred.array, truth.array, pred.geometry.spacing, classes=options.classes,
+        class_names=names, mask=mask, surface=options.surface))

@@ -93,8 +93,10 @@ class CheckpointSpec:
 
     ``class_names`` maps label value to name; ``intensity`` has one contract per input channel;
     ``target_spacing`` is in mm, ``(Z, Y, X)`` (``(Y, X)`` in 2D); ``patch_size`` in voxels;
-    ``provenance`` holds e.g. ``data_hash``, ``steps``, ``date``, ``command``, ``metrics``,
-    ``parent`` (free-form JSON).
+    a 2D model trained on 3D scans names the array axis it slices across (``slice_axis``) and,
+    for 2.5D, the ``context_slices`` k on each side it sees as extra channels (``in_channels =
+    scans * (2k + 1)``, each scan's slices ``-k..k`` in a row); ``provenance`` holds e.g.
+    ``data_hash``, ``steps``, ``date``, ``command``, ``metrics``, ``parent`` (free-form JSON).
     """
 
     architecture: str
@@ -106,6 +108,8 @@ class CheckpointSpec:
     intensity: list[IntensityContract] = field(default_factory=list)
     target_spacing: tuple[float, ...] | None = None
     patch_size: tuple[int, ...] | None = None
+    slice_axis: int | None = None
+    context_slices: int = 0
     provenance: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
@@ -146,6 +150,8 @@ class CheckpointSpec:
                 intensity=[IntensityContract(**c) for c in data.get("intensity") or []],
                 target_spacing=_tuple(data.get("target_spacing"), float),
                 patch_size=_tuple(data.get("patch_size"), int),
+                slice_axis=None if data.get("slice_axis") is None else int(data["slice_axis"]),
+                context_slices=int(data.get("context_slices") or 0),
                 provenance=dict(data.get("provenance") or {}),
                 format_version=version,
             )
@@ -177,6 +183,20 @@ class CheckpointSpec:
             raise CheckpointError(msg)
         for key, value in self.options.items():
             _check_option(key, value)
+        if self.slice_axis is not None and (self.spatial_dims != 2 or self.slice_axis not in
+                                            (0, 1, 2)):
+            msg = (f"slice_axis {self.slice_axis} is for 2D models on 3D scans and must be 0, 1 "
+                   "or 2")
+            raise CheckpointError(msg)
+        if not 0 <= self.context_slices <= _MAX_COUNT or (
+                self.context_slices and self.slice_axis is None):
+            msg = (f"context_slices {self.context_slices} must be 0 to {_MAX_COUNT}, and needs "
+                   "a slice_axis")
+            raise CheckpointError(msg)
+        if self.context_slices and self.in_channels % (2 * self.context_slices + 1):
+            msg = (f"{self.in_channels} input channels cannot hold {2 * self.context_slices + 1} "
+                   "slices per scan (context_slices)")
+            raise CheckpointError(msg)
         if self.patch_size is not None and (
                 len(self.patch_size) != self.spatial_dims
                 or not all(1 <= p <= _MAX_PATCH for p in self.patch_size)):
@@ -190,10 +210,15 @@ class CheckpointSpec:
             msg = (f"target_spacing {self.target_spacing} must hold 2 or 3 spacings of {low} to "
                    f"{high:g} mm")
             raise CheckpointError(msg)
-        if self.intensity and len(self.intensity) != self.in_channels:
-            msg = (f"{len(self.intensity)} intensity contracts for {self.in_channels} input "
-                   "channels: give one per channel")
+        if self.intensity and len(self.intensity) != self.scan_channels:
+            msg = (f"{len(self.intensity)} intensity contracts for {self.scan_channels} input "
+                   "scan(s): give one per channel (scan)")
             raise CheckpointError(msg)
+
+    @property
+    def scan_channels(self) -> int:
+        """Input scans per voxel: ``in_channels`` over the ``2k + 1`` slices of 2.5D."""
+        return self.in_channels // (2 * self.context_slices + 1)
 
 
 def _tuple(value: Any, kind: type) -> tuple | None:

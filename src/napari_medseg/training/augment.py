@@ -17,7 +17,10 @@ import torch.nn.functional as F
 from napari_medseg.training.options import AugmentOptions
 
 
-def _rotation(dims: int, max_deg: float, generator: torch.Generator) -> torch.Tensor:
+def _rotation(dims: int, max_deg: float, generator: torch.Generator,
+              in_plane: int | None = None) -> torch.Tensor:
+    """A random rotation in ``affine_grid``'s coordinates (x, y, z = array axes reversed);
+    ``in_plane``: only about that array axis."""
     def angle() -> float:
         return math.radians(max_deg) * (2 * float(torch.rand((), generator=generator)) - 1)
 
@@ -28,6 +31,9 @@ def _rotation(dims: int, max_deg: float, generator: torch.Generator) -> torch.Te
 
     if dims == 2:
         return plane(0, 1, angle())
+    if in_plane is not None:
+        i, j = (k for k in range(3) if k != 2 - in_plane)
+        return plane(i, j, angle())
     return plane(0, 1, angle()) @ plane(0, 2, angle()) @ plane(1, 2, angle())
 
 
@@ -38,9 +44,15 @@ def _warp(image: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
     dims = image.ndim - 2
     spatial = image.shape[2:]
     matrix = torch.eye(dims)
+    in_plane = options.in_plane if dims == 3 else None
     if affine:
         scale = 1 + options.scale * (2 * float(torch.rand((), generator=generator)) - 1)
-        matrix = _rotation(dims, options.rotation_deg, generator) * scale
+        matrix = _rotation(dims, options.rotation_deg, generator, in_plane) * scale
+        if in_plane is not None:  # nothing moves across slices
+            across = 2 - in_plane
+            matrix[across, :] = 0.0
+            matrix[:, across] = 0.0
+            matrix[across, across] = 1.0
     theta = torch.zeros(1, dims, dims + 1)
     theta[0, :, :dims] = matrix
     grid = F.affine_grid(theta, [1, 1, *spatial], align_corners=False).to(image.device)
@@ -49,6 +61,8 @@ def _warp(image: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
         mode = "trilinear" if dims == 3 else "bilinear"
         field = F.interpolate(coarse, size=tuple(spatial), mode=mode, align_corners=True)
         field = field * (2 * options.elastic_magnitude)
+        if in_plane is not None:
+            field[:, 2 - in_plane] = 0.0
         grid = grid + field.to(image.device).movedim(1, -1)
     image = F.grid_sample(image, grid, mode="bilinear", padding_mode="border",
                           align_corners=False)
@@ -72,7 +86,8 @@ def augment(image: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
     for b in range(image.shape[0]):
         x, y, w = image[b : b + 1], target[b : b + 1], weight[b : b + 1]
         if options.flip:
-            axes = [2 + a for a in range(dims) if chance(0.5)]
+            allowed = range(dims) if options.flip_axes is None else options.flip_axes
+            axes = [2 + a for a in allowed if a < dims and chance(0.5)]
             if axes:
                 x, y, w = x.flip(axes), y.flip([a - 1 for a in axes]), w.flip([a - 1 for a in axes])
         if options.rotate90 and x.shape[-1] == x.shape[-2]:

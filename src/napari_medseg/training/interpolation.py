@@ -9,6 +9,8 @@ between ``slice_a`` and ``slice_b`` change.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -70,3 +72,36 @@ def interpolate_between_slices(labels: npt.NDArray[Any], slice_a: int, slice_b: 
         region[axis] = slice(index, index + 1)
         out[tuple(region)] = np.expand_dims(plane, axis)
     return out
+
+
+def interpolate_slices(labels: npt.NDArray[Any], slices: Sequence[int], axis: int = 0, *,
+                       spacing: tuple[float, ...] | None = None) -> npt.NDArray[Any]:
+    """A copy of ``labels`` whose slices between consecutive annotated ``slices`` (along
+    ``axis``) are interpolated from them; slices outside the first..last range are zero.
+
+    The person's ``slices`` are kept as they are; this is the no-learning baseline a trained
+    model must beat, and what :mod:`napari_medseg.training.combine` may merge with it.
+    """
+    ordered = sorted({int(s) for s in slices})
+    out = np.zeros_like(labels)
+    region: list[Any] = [slice(None)] * labels.ndim
+    for s in ordered:
+        region[axis] = s
+        out[tuple(region)] = labels[tuple(region)]
+    for a, b in itertools.pairwise(ordered):
+        if b - a >= 2:
+            filled = interpolate_between_slices(out, a, b, axis=axis, spacing=spacing)
+            region[axis] = slice(a + 1, b)
+            out[tuple(region)] = filled[tuple(region)]
+    return out
+
+
+def interpolation_range(shape: tuple[int, ...], slices: Sequence[int], axis: int = 0
+                        ) -> npt.NDArray[np.bool_]:
+    """Bool mask of the slices interpolation covers: from the first to the last of ``slices``."""
+    inside = np.zeros(shape, dtype=bool)
+    if len(slices):
+        region: list[Any] = [slice(None)] * len(shape)
+        region[axis] = slice(min(slices), max(slices) + 1)
+        inside[tuple(region)] = True
+    return inside

@@ -22,8 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from napari_medseg.errors import GeometryMismatchError, TrainingError
-from napari_medseg.fusion.grid import Grid
-from napari_medseg.fusion.resample import resample_to
+from napari_medseg.geometry.grid import Grid, grid_at_spacing
+from napari_medseg.geometry.resample import resample_to
 from napari_medseg.inference.preprocess import prepare_channels
 from napari_medseg.models import CheckpointSpec
 from napari_medseg.scan import Geometry, LabelMap, Scan
@@ -115,27 +115,9 @@ def training_grid(grid: Grid, target_spacing: Sequence[float] | None, slice_axis
     """The grid of ``grid`` resampled to ``target_spacing`` (mm), or ``grid`` itself.
 
     A 2D ``target_spacing`` on a 3D grid sets the two in-plane axes (all but ``slice_axis``),
-    as inference does.
+    as inference does (both call :func:`napari_medseg.geometry.grid_at_spacing`).
     """
-    if target_spacing is None:
-        return grid
-    spacing = list(grid.geometry.spacing)
-    if len(target_spacing) == len(spacing):
-        wanted = [float(t) for t in target_spacing]
-    elif len(target_spacing) == 2 and len(spacing) == 3:
-        wanted = list(spacing)
-        in_plane = [a for a in range(3) if a != slice_axis]
-        for axis, value in zip(in_plane, target_spacing, strict=True):
-            wanted[axis] = float(value)
-    else:
-        return grid
-    if np.allclose(wanted, spacing, rtol=0.02):
-        return grid
-    g = grid.geometry
-    shape = tuple(max(1, round(n * s / t)) for n, s, t in zip(grid.shape, spacing, wanted,
-                                                                strict=True))
-    return Grid(geometry=Geometry(spacing=tuple(wanted), origin=g.origin, direction=g.direction),
-                shape=shape)
+    return grid_at_spacing(grid, target_spacing, slice_axis=slice_axis)
 
 
 def _mask_on(mask: npt.NDArray[Any], source: Grid, target: Grid) -> npt.NDArray[Any]:
@@ -163,10 +145,15 @@ def check_label_values(volume: LabeledVolume, mask: npt.NDArray[np.bool_], n_cla
 
 
 def prepare_volume(volume: LabeledVolume, spec: CheckpointSpec, *, edited_weight: float = 2.0,
-                   slice_axis: int = 0) -> PreparedVolume:
-    """Resample, normalise and check one labeled volume for ``spec``'s network."""
-    if len(volume.scans) != spec.in_channels:
-        msg = (f"the model takes {spec.in_channels} input channel(s) but {len(volume.scans)} "
+                   slice_axis: int = 0, held_back: npt.NDArray[np.bool_] | None = None
+                   ) -> PreparedVolume:
+    """Resample, normalise and check one labeled volume for ``spec``'s network.
+
+    ``held_back`` (bool, on the volume's grid) marks labeled voxels kept for validation
+    (:func:`napari_medseg.training.annotation.plan_validation`).
+    """
+    if len(volume.scans) != spec.scan_channels:
+        msg = (f"the model takes {spec.scan_channels} input scan(s) but {len(volume.scans)} "
                "scan(s) were given for one volume; give one scan per channel")
         raise TrainingError(msg)
     if spec.spatial_dims == 3 and volume.scans[0].ndim == 2:
@@ -184,6 +171,8 @@ def prepare_volume(volume: LabeledVolume, spec: CheckpointSpec, *, edited_weight
         labeled = _mask_on(labeled, source, grid).astype(bool)
         if edited is not None:
             edited = _mask_on(edited, source, grid).astype(bool)
+        if held_back is not None:
+            held_back = _mask_on(held_back, source, grid).astype(bool)
     else:
         arrays = [s.array for s in volume.scans]
     image = prepare_channels(arrays, list(spec.intensity))
@@ -194,12 +183,15 @@ def prepare_volume(volume: LabeledVolume, spec: CheckpointSpec, *, edited_weight
     if edited is not None:
         weight[np.asarray(edited, dtype=bool)] = edited_weight
     target = np.where(labeled, labels, 0).astype(np.int64)
+    validation = (np.zeros(target.shape, dtype=bool) if held_back is None
+                  else np.asarray(held_back, dtype=bool) & (weight > 0))
     if image.ndim == 3 and spec.spatial_dims == 2:  # a 2D image: add a unit "slice" axis
         image, target, weight = image[:, None], target[None], weight[None]
+        validation = validation[None]
         grid = Grid(geometry=Geometry.identity(3, (1.0, *grid.geometry.spacing)),
                     shape=(1, *grid.shape))
-    return PreparedVolume(image=image, target=target, weight=weight,
-                          validation=np.zeros(target.shape, dtype=bool), grid=grid)
+    return PreparedVolume(image=image, target=target, weight=weight, validation=validation,
+                          grid=grid)
 
 
 def hold_out(volumes: Sequence[PreparedVolume], fraction: float, block: int,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+VALIDATIONS = ("auto", "blocks", "none")
+
 
 @dataclass(kw_only=True)
 class AugmentOptions:
@@ -12,7 +14,12 @@ class AugmentOptions:
     Attributes
     ----------
     flip
-        Mirror each spatial axis with probability 0.5.
+        Mirror each spatial axis with probability 0.5 (only ``flip_axes``, the patch's spatial
+        axes counted from 0, when given; mirroring left and right teaches a network that a
+        right kidney may lie on the left, so few-slice training of one scan does not flip).
+    in_plane
+        3D patches of thick-slice scans: rotate only about this axis (the slice axis), so the
+        few voxels across slices are never mixed with the in-plane ones.
     rotate90
         Rotate by a multiple of 90 degrees in the in-plane ``(Y, X)`` axes when they are equal.
     affine_probability
@@ -28,7 +35,9 @@ class AugmentOptions:
     """
 
     flip: bool = True
+    flip_axes: tuple[int, ...] | None = None
     rotate90: bool = False
+    in_plane: int | None = None
     affine_probability: float = 0.3
     rotation_deg: float = 10.0
     scale: float = 0.1
@@ -67,9 +76,14 @@ class TrainOptions:
         Weights of the masked soft-Dice and cross-entropy terms.
     freeze_encoder
         Train only the decoder (see :func:`napari_medseg.training.freeze.freeze_encoder`).
+    validation
+        What is held back to measure the run: ``"auto"`` (whole annotated slices, else regions
+        of each class, else every eighth slice of a dense label map: see
+        :mod:`napari_medseg.training.annotation`), ``"blocks"`` (``validation_fraction`` of the
+        labeled voxels in cubic blocks of ``validation_block`` voxels) or ``"none"``.
     validation_fraction
-        Share of the labeled voxels (in blocks of ``validation_block`` voxels) held back for
-        early stopping; 0 disables validation.
+        ``"blocks"``: share of the labeled voxels held back; 0 disables validation in every
+        mode.
     validate_every
         Steps between two validations.
     patience
@@ -78,8 +92,16 @@ class TrainOptions:
         How much the validation Dice must rise above the best so far to count as better
         (a guard against noise): a fine-tune whose validation never rises by this much over
         the starting weights returns the starting weights.
+    fold_in
+        Share of ``steps`` trained at the end with the held-back voxels given back to training
+        (from the best validated weights), so that the final model has learned from every
+        annotation; 0 keeps the best validated weights as the result.
+    time_limit_s
+        Stop the run when it has trained this long (seconds; ``None``: no limit): the
+        validated part ends early and the fold-in keeps its share.
     slice_axis
-        2D models on 3D volumes: the array axis slices are taken along (0 = axial).
+        2D models on 3D volumes: the array axis slices are taken along (0 = axial); a
+        checkpoint that names its ``slice_axis`` decides instead.
     device
         ``"auto"``, ``"cpu"``, ``"cuda"``...
     threads
@@ -99,8 +121,11 @@ class TrainOptions:
     dice_weight: float = 1.0
     ce_weight: float = 1.0
     freeze_encoder: bool = False
+    validation: str = "auto"
     validation_fraction: float = 0.1
     validation_block: int = 8
+    fold_in: float = 0.0
+    time_limit_s: float | None = None
     validate_every: int = 25
     patience: int = 4
     min_improvement: float = 0.005
@@ -122,6 +147,11 @@ class TrainOptions:
              f"validation_fraction must be in [0, 1), got {self.validation_fraction}"),
             (self.validate_every >= 1, f"validate_every must be >= 1, got {self.validate_every}"),
             (self.slice_axis in (0, 1, 2), f"slice_axis must be 0, 1 or 2, got {self.slice_axis}"),
+            (self.validation in VALIDATIONS,
+             f"validation must be one of {', '.join(VALIDATIONS)}, got {self.validation!r}"),
+            (0.0 <= self.fold_in < 1.0, f"fold_in must be in [0, 1), got {self.fold_in}"),
+            (self.time_limit_s is None or self.time_limit_s > 0,
+             f"time_limit_s must be positive, got {self.time_limit_s}"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -65,6 +65,7 @@ class TrainState:
     best_step: int = 0
     initial_dice: float = float("nan")
     bad_validations: int = 0
+    fold_in_step: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     random: list[RandomState] = field(default_factory=list)
 
@@ -248,6 +249,7 @@ def _encode(state: TrainState) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
         "best_step": state.best_step,
         "initial_dice": _finite_or_none(state.initial_dice),
         "bad_validations": state.bad_validations,
+        "fold_in_step": state.fold_in_step,
         "history": [{k: _finite_or_none(v) for k, v in h.items()} for h in state.history],
         "numpy_random": random,
     }
@@ -285,6 +287,7 @@ def _decode(record: dict[str, Any], tensors: dict[str, torch.Tensor]) -> TrainSt
         best_step=int(record["best_step"]),
         initial_dice=_nan_if_none(record["initial_dice"]),
         bad_validations=int(record["bad_validations"]),
+        fold_in_step=int(record.get("fold_in_step", 0)),
         history=[{k: _nan_if_none(v) for k, v in h.items()} for h in record["history"]],
         random=random,
     )

@@ -7,11 +7,14 @@ of the foreground classes present, uniformly (as nnU-Net does), then a voxel of 
 class (bone next to soft tissue, a lesion next to an organ) is trained as often as a big one.
 A patch that overhangs the volume is shifted inside it, or padded with zero image and zero
 weight when the volume is smaller.
-2D models get patches one voxel thick along ``slice_axis`` (labeled slices, automatically).
+2D models get patches one voxel thick along ``slice_axis`` (labeled slices, automatically);
+2.5D models (``context`` k > 0) get ``2k + 1`` slices of image around that slice, the slice
+indices clipped at the volume's ends as inference does, and the target of the middle one.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,7 +39,7 @@ class Batch:
 
 def volume_patch(patch_size: Sequence[int], spatial_dims: int, slice_axis: int
                  ) -> tuple[int, int, int]:
-    """The 3D extent ``(Z, Y, X)`` of a model patch (2D: 1 along ``slice_axis``)."""
+    """The 3D extent ``(Z, Y, X)`` of a model patch's target (2D: 1 along ``slice_axis``)."""
     size = [int(p) for p in patch_size]
     if spatial_dims == 2:
         size.insert(slice_axis, 1)
@@ -71,13 +74,37 @@ def crop(array: npt.NDArray, centre: Sequence[int], size: Sequence[int]) -> npt.
     return window
 
 
+def crop_image(image: npt.NDArray, centre: Sequence[int], size: Sequence[int], *,
+               context: int = 0, slice_axis: int = 0) -> npt.NDArray:
+    """:func:`crop` of a ``(C, Z, Y, X)`` image; with ``context`` k, the ``2k + 1`` slices
+    around ``centre`` along ``slice_axis`` (indices clipped at the ends) - for 2.5D patches,
+    whose ``size`` is 1 along that axis."""
+    if context == 0:
+        return crop(image, centre, size)
+    n = image.shape[1 + slice_axis]
+    rows = np.clip(np.arange(centre[slice_axis] - context, centre[slice_axis] + context + 1),
+                   0, n - 1)
+    stack = np.take(image, rows, axis=1 + slice_axis)
+    plane_centre = list(centre)
+    plane_centre[slice_axis] = context
+    plane_size = list(size)
+    plane_size[slice_axis] = 2 * context + 1
+    return crop(stack, plane_centre, plane_size)
+
+
 class PatchSampler:
-    """Draw training batches from prepared volumes (training voxels only)."""
+    """Draw training batches from prepared volumes (training voxels only).
+
+    ``context``/``slice_axis``: 2.5D patches (see the module docstring).
+    """
 
     def __init__(self, volumes: Sequence[PreparedVolume], patch: tuple[int, int, int], *,
-                 foreground_fraction: float, rng: np.random.Generator) -> None:
+                 foreground_fraction: float, rng: np.random.Generator, context: int = 0,
+                 slice_axis: int = 0) -> None:
         self.volumes = list(volumes)
         self.patch = patch
+        self.context = context
+        self.slice_axis = slice_axis
         self.foreground_fraction = foreground_fraction
         self.rng = rng
         self.weights = [v.train_weight for v in self.volumes]
@@ -108,25 +135,54 @@ class PatchSampler:
         for _ in range(size):
             i, centre = self.centre()
             v = self.volumes[i]
-            images.append(crop(v.image, centre, self.patch))
+            images.append(crop_image(v.image, centre, self.patch, context=self.context,
+                                     slice_axis=self.slice_axis))
             targets.append(crop(v.target, centre, self.patch))
             weights.append(crop(self.weights[i], centre, self.patch))
         return Batch(image=np.stack(images), target=np.stack(targets), weight=np.stack(weights))
 
 
+def covering_centres(mask: npt.NDArray[np.bool_], patch: Sequence[int], *, limit: int,
+                     rng: np.random.Generator) -> list[tuple[int, ...]]:
+    """Centres of windows of size ``patch`` that together cover the set voxels of ``mask``
+    (a grid of windows over their bounding box, keeping those that hold some), at most
+    ``limit`` of them (a random choice, then, and the cover is partial)."""
+    coords = np.argwhere(mask)
+    if coords.size == 0:
+        return []
+    low, high = coords.min(0), coords.max(0)
+    axes = []
+    for lo, hi, p in zip(low, high, patch, strict=True):
+        n = max(1, -(-int(hi - lo + 1) // int(p)))
+        axes.append([int((lo + hi) // 2)] if n == 1 else
+                    [int(lo + p // 2 + k * p) for k in range(n)])
+    centres = []
+    for centre in itertools.product(*axes):
+        box = tuple(slice(max(0, c - p // 2), c - p // 2 + p) for c, p in
+                    zip(centre, patch, strict=True))
+        if mask[box].any():
+            centres.append(tuple(int(c) for c in centre))
+    if len(centres) > limit:
+        chosen = rng.choice(len(centres), limit, replace=False)
+        centres = [centres[int(k)] for k in sorted(chosen)]
+    return centres
+
+
 def validation_batch(volumes: Sequence[PreparedVolume], patch: tuple[int, int, int], *,
-                     per_volume: int, rng: np.random.Generator) -> Batch | None:
-    """Fixed patches around held-back voxels; ``weight`` is 1 on validation voxels only."""
+                     per_volume: int, rng: np.random.Generator, context: int = 0,
+                     slice_axis: int = 0) -> Batch | None:
+    """Windows covering the held-back voxels (at most ``per_volume`` per volume; for 2D
+    models one per held-back slice row); ``weight`` is 1 on held-back voxels only."""
     images, targets, weights = [], [], []
     for v in volumes:
-        pool = np.flatnonzero(v.validation)
-        if pool.size == 0:
+        if not v.validation.any():
             continue
-        for flat in rng.choice(pool, min(per_volume, pool.size), replace=False):
-            centre = tuple(int(c) for c in np.unravel_index(int(flat), v.validation.shape))
-            images.append(crop(v.image, centre, patch))
+        held = v.validation.astype(np.float32)
+        for centre in covering_centres(v.validation, patch, limit=per_volume, rng=rng):
+            images.append(crop_image(v.image, centre, patch, context=context,
+                                     slice_axis=slice_axis))
             targets.append(crop(v.target, centre, patch))
-            weights.append(crop(v.validation.astype(np.float32), centre, patch))
+            weights.append(crop(held, centre, patch))
     if not images:
         return None
     return Batch(image=np.stack(images), target=np.stack(targets), weight=np.stack(weights))

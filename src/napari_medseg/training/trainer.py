@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -48,10 +49,17 @@ from napari_medseg.events import Job, Log, ProgressClock
 from napari_medseg.inference.catalog import find_checkpoint
 from napari_medseg.inference.predictor import resolve_device
 from napari_medseg.models import CheckpointSpec, create_model, load_checkpoint
+from napari_medseg.training.annotation import (
+    ValidationPlan,
+    describe_annotation,
+    plan_validation,
+)
 from napari_medseg.training.augment import augment
+from napari_medseg.training.combine import held_back_dice
 from napari_medseg.training.freeze import freeze_encoder
 from napari_medseg.training.labeled_volume import (
     LabeledVolume,
+    PreparedVolume,
     hold_out,
     prepare_volume,
 )
@@ -68,18 +76,52 @@ from napari_medseg.training.sampling import Batch, PatchSampler, validation_batc
 
 #: Default patch caps on CPU-friendly sizes (voxels).
 DEFAULT_PATCH = {2: (128, 128), 3: (64, 64, 64)}
-#: Validation patches per volume.
-VALIDATION_PATCHES = 4
+#: Validation windows per volume (they cover the held-back voxels up to this many).
+VALIDATION_WINDOWS = 24
+#: From scratch, a class whose Dice on its own annotated voxels stays below this is not learned.
+MIN_FIT_DICE = 0.5
+#: From scratch, a best held-back Dice below this means the model learned nothing useful.
+MIN_HELD_BACK_DICE = 0.1
 #: Torch seeds of the ranks of a distributed run are ``seed + rank * RANK_SEED_STRIDE``.
 RANK_SEED_STRIDE = 1_000_003
 
 
 @dataclass
+class Verdict:
+    """Whether a run learned something, measured, in words a person reads.
+
+    ``learned``: the model is worth keeping (from scratch: it fits its own annotation and,
+    where something was held back, scores on it; fine-tune: it beat its parent on the held-back
+    voxels by ``min_improvement``).  ``fit_dice`` / ``held_back_dice`` map each foreground
+    class to its Dice on the training voxels / on the held-back voxels; ``reasons`` say what
+    failed (empty when ``learned``).
+    """
+
+    learned: bool
+    fit_dice: dict[int, float] = field(default_factory=dict)
+    held_back_dice: dict[int, float] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+
+    def summary(self, names: dict[int, str] | None = None) -> str:
+        names = names or {}
+        if self.learned:
+            parts = ", ".join(f"{names.get(c, c)} {d:.2f}" for c, d in
+                              (self.held_back_dice or self.fit_dice).items())
+            where = "held-back" if self.held_back_dice else "annotated"
+            return f"learned: Dice on the {where} voxels {parts}" if parts else "learned"
+        return "learned nothing: " + "; ".join(self.reasons)
+
+
+@dataclass
 class TrainResult:
-    """What a run produced. ``model`` holds the best weights, in eval mode, on the CPU.
+    """What a run produced. ``model`` holds the final weights, in eval mode, on the CPU.
 
     ``history`` has one dict per step (``step``, ``loss``, ``lr``, and ``val_dice`` where
-    validated); ``best_val_dice`` is ``nan`` without validation.
+    validated); ``best_val_dice`` is ``nan`` without validation.  ``validated_state`` holds the
+    weights that were best on the held-back voxels *before* they were given back to training
+    (``fold_in``), so the caller can measure other choices (how to combine the network with the
+    annotation) on voxels that model has not seen; ``None`` without validation.  ``plans`` are
+    the validation plans of the training volumes (``None`` for a volume with none).
     """
 
     model: nn.Module
@@ -91,6 +133,15 @@ class TrainResult:
     steps_done: int = 0
     stopped_early: bool = False
     seconds: float = 0.0
+    fold_in_step: int = 0
+    validated_state: dict[str, torch.Tensor] | None = None
+    plans: list[ValidationPlan | None] = field(default_factory=list)
+    verdict: Verdict | None = None
+
+    @property
+    def improved(self) -> bool:
+        """A validated gain over the starting weights (always true without validation)."""
+        return self.best_step != 0 or not math.isfinite(self.best_val_dice)
 
 
 def _patch_size(spec: CheckpointSpec, options: TrainOptions) -> tuple[int, ...]:
@@ -108,8 +159,15 @@ def _patch_size(spec: CheckpointSpec, options: TrainOptions) -> tuple[int, ...]:
 
 def _to_model_space(t: torch.Tensor, spatial_dims: int, slice_axis: int, lead: int
                     ) -> torch.Tensor:
-    """Drop the unit slice axis of 2D-model patches (``lead`` = leading non-spatial axes)."""
-    return t.squeeze(lead + slice_axis) if spatial_dims == 2 else t
+    """2D-model patches as the model takes them: the slice axis of a target (``lead`` = 1)
+    dropped; for an image (``lead`` = 2, ``(B, C, Z, Y, X)``) its ``2k + 1`` slices folded into
+    the channels (each channel's slices ``-k..k`` in a row, as inference stacks them)."""
+    if spatial_dims != 2:
+        return t
+    if lead == 1:
+        return t.squeeze(lead + slice_axis)
+    moved = t.movedim(2 + slice_axis, 2)  # (B, C, S, a, b)
+    return moved.reshape(moved.shape[0], moved.shape[1] * moved.shape[2], *moved.shape[3:])
 
 
 class Trainer:
@@ -137,7 +195,21 @@ class Trainer:
         self._initial_dice = float("nan")
         self._history: list[dict[str, float]] = []
         self._steps_done = 0
+        self._fold_in_step = 0
+        self._validated_state: dict[str, torch.Tensor] | None = None
+        self._plans: list[ValidationPlan | None] = []
+        self._final: dict[str, torch.Tensor] | None = None
+        self._verdict: Verdict | None = None
+        self._best_per_class: dict[int, float] = {}
+        self._initial_fit: dict[int, float] = {}
+        self.stopped_early = False
         self._start = time.perf_counter()
+
+    @property
+    def slice_axis(self) -> int:
+        """The axis 2D patches are cut across: the checkpoint's, else the options'."""
+        return self.spec.slice_axis if self.spec.slice_axis is not None else (
+            self.options.slice_axis)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -172,33 +244,79 @@ class Trainer:
 
     # ------------------------------------------------------------------ results
     def last_good(self) -> TrainResult:
-        """The best weights so far (callable at any time, e.g. after a cancel)."""
+        """The final weights of a finished run, else the best validated so far (callable at
+        any time, e.g. after a cancel)."""
         model = copy.deepcopy(self.model).to("cpu")
-        if self._best_state is not None:
-            model.load_state_dict(self._best_state)
+        state = self._final if self._final is not None else self._best_state
+        if state is not None:
+            model.load_state_dict(state)
         model.eval()
         for p in model.parameters():
             p.requires_grad_(True)
+        verdict = self._verdict
         provenance = {
             **self.spec.provenance,
             **self.provenance,
             "mode": self.mode,
             "steps": self._steps_done,
             "best_step": self._best_step,
+            "fold_in_step": self._fold_in_step,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "val_dice": _finite(self._best_dice),
             "initial_val_dice": _finite(self._initial_dice),
+            "validation": [p.reason if p is not None else "none" for p in self._plans],
             "options": _options_record(self.options),
         }
+        if verdict is not None:
+            provenance["held_back_dice"] = {str(k): v for k, v in verdict.held_back_dice.items()}
+            provenance["fit_dice"] = {str(k): v for k, v in verdict.fit_dice.items()}
         spec = replace(self.spec, provenance=provenance)
         return TrainResult(model=model, spec=spec, history=list(self._history),
                            best_val_dice=self._best_dice, initial_val_dice=self._initial_dice,
                            best_step=self._best_step, steps_done=self._steps_done,
-                           seconds=time.perf_counter() - self._start)
+                           seconds=time.perf_counter() - self._start,
+                           fold_in_step=self._fold_in_step,
+                           validated_state=self._validated_state, plans=list(self._plans),
+                           verdict=verdict)
 
     # ------------------------------------------------------------------ the job
+    def _held_back(self, volume: LabeledVolume) -> ValidationPlan | None:
+        """The validation plan of one training volume (``"auto"`` validation)."""
+        labeled = volume.labeled_mask()
+        axis = self.slice_axis if self.spec.spatial_dims == 2 else None
+        layout = describe_annotation(labeled, volume.labels.array, axis=axis)
+        plan = plan_validation(layout, labeled, volume.labels.array)
+        return plan if plan.kind != "none" else None
+
+    def _prepare(self, rng: np.random.Generator) -> tuple[list[PreparedVolume],
+                                                          list[PreparedVolume], int]:
+        o = self.options
+        axis = self.slice_axis
+        checking = [prepare_volume(v, self.spec, edited_weight=1.0, slice_axis=axis)
+                    for v in self.validation_volumes]
+        for v in checking:  # separate validation volumes: every labeled voxel validates
+            v.validation = v.weight > 0
+        validate_here = not checking and o.validation_fraction > 0 and o.validation != "none"
+        self._plans = [self._held_back(v) if validate_here and o.validation == "auto" else None
+                       for v in self.volumes]
+        prepared = [prepare_volume(v, self.spec, edited_weight=o.edited_weight, slice_axis=axis,
+                                   held_back=plan.mask if plan is not None else None)
+                    for v, plan in zip(self.volumes, self._plans, strict=True)]
+        n_val = sum(int(v.validation.sum()) for v in prepared)
+        if validate_here and o.validation == "blocks":
+            n_val = hold_out(prepared, o.validation_fraction, o.validation_block, rng)
+        n_val += sum(int(v.validation.sum()) for v in checking)
+        return prepared, checking, n_val
+
     def job(self) -> Job[TrainResult]:
-        """Run the loop; yields events, returns :class:`TrainResult` (best weights)."""
+        """Run the loop; yields events, returns :class:`TrainResult`.
+
+        With held-back voxels the run has two parts: steps ``1..`` train on the rest and keep
+        the weights best on the held-back voxels (early stopping after ``patience`` validations
+        without a gain of ``min_improvement``); then, with ``fold_in`` > 0 and a validated gain,
+        the last ``fold_in`` share of the steps continues from those weights with every labeled
+        voxel.  The result carries a :class:`Verdict`.
+        """
         o = self.options
         self._start = time.perf_counter()
         if o.threads is not None:
@@ -212,31 +330,41 @@ class Trainer:
         yield Log(f"preparing {len(self.volumes)} volume(s)")
         if self.checkpoints is not None and self.checkpoints.resume and resumed is None:
             yield Log(f"no checkpoint in {self.checkpoints.folder} yet: starting at step 1")
-        prepared = [prepare_volume(v, self.spec, edited_weight=o.edited_weight,
-                                   slice_axis=o.slice_axis) for v in self.volumes]
-        checking = [prepare_volume(v, self.spec, edited_weight=1.0, slice_axis=o.slice_axis)
-                    for v in self.validation_volumes]
-        for v in checking:  # separate validation volumes: every labeled voxel validates
-            v.validation = v.weight > 0
-        fraction = 0.0 if checking else o.validation_fraction
-        n_val = hold_out(prepared, fraction, o.validation_block, rng)
-        n_val += sum(int(v.validation.sum()) for v in checking)
-        patch = volume_patch(_patch_size(self.spec, o), self.spec.spatial_dims, o.slice_axis)
-        try:
-            sampler = PatchSampler(prepared, patch, foreground_fraction=o.foreground_fraction,
-                                   rng=rng if not context.is_distributed else
-                                   np.random.default_rng([o.seed, context.rank]))
-        except ValueError:
-            msg = "no labeled voxel is left for training; label more voxels or slices"
-            raise TrainingError(msg) from None
-        val = validation_batch([*prepared, *checking], patch, per_volume=VALIDATION_PATCHES,
-                               rng=rng)
+        prepared, checking, n_val = self._prepare(rng)
+        for plan in self._plans:
+            if plan is not None:
+                yield Log(f"validation: {plan.reason}")
+        context_k = self.spec.context_slices if self.spec.spatial_dims == 2 else 0
+        axis = self.slice_axis
+        patch = volume_patch(_patch_size(self.spec, o), self.spec.spatial_dims, axis)
+        sampler_rng = (rng if not context.is_distributed
+                       else np.random.default_rng([o.seed, context.rank]))
+
+        def sampler_for(volumes: list[PreparedVolume]) -> PatchSampler:
+            try:
+                return PatchSampler(volumes, patch, foreground_fraction=o.foreground_fraction,
+                                    rng=sampler_rng, context=context_k, slice_axis=axis)
+            except ValueError:
+                msg = "no labeled voxel is left for training; label more voxels or slices"
+                raise TrainingError(msg) from None
+
+        sampler = sampler_for(prepared)
+        val = validation_batch([*prepared, *checking], patch, per_volume=VALIDATION_WINDOWS,
+                               rng=rng, context=context_k, slice_axis=axis)
         n_train = sum(int((v.train_weight > 0).sum()) for v in prepared)
         yield Log(f"{n_train} labeled voxels for training, {n_val} held back for validation; "
-                  f"patch {patch}, device {device}")
-        if val is None and o.validation_fraction > 0:
-            yield Log("too few labeled voxels to hold some back: no early stopping, "
-                      "the last weights are kept", level="warning")
+                  f"patch {patch}{f' with {context_k} context slice(s)' if context_k else ''}, "
+                  f"device {device}")
+        if val is None and o.validation_fraction > 0 and o.validation != "none":
+            yield Log("too few labeled voxels to hold some back: the run cannot measure itself "
+                      "on unseen voxels; it is judged on how well it fits its own annotation",
+                      level="warning")
+        for plan in self._plans:
+            if plan is not None and plan.unmeasured:
+                names = ", ".join(self.spec.class_names.get(c, str(c)) for c in
+                                  sorted(plan.unmeasured))
+                yield Log(f"class(es) {names} cannot be held back (too few annotated voxels "
+                          "or slices): they are trained but not measured", level="warning")
         if context.is_distributed:
             yield Log(f"rank {context.rank} of {context.world_size}: {per_rank_batch} of the "
                       f"{o.batch_size} patches of each step")
@@ -252,27 +380,40 @@ class Trainer:
                 model, device_ids=[device.index] if device.type == "cuda" else None)
         parameters = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=o.learning_rate, weight_decay=o.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(o.steps,
+        fold_steps = round(o.fold_in * o.steps) if val is not None and not checking else 0
+        validated_steps = o.steps - fold_steps
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(validated_steps,
                                                                            o.warmup_steps))
         loss_fn = MaskedDiceCELoss(dice_weight=o.dice_weight, ce_weight=o.ce_weight)
         clock = ProgressClock("fine-tune" if self.mode == "finetune" else "train", o.steps)
+        deadline = (self._start + o.time_limit_s) if o.time_limit_s is not None else None
+        phase = "validate" if val is not None else "plain"
+        end_step = o.steps
         bad_validations, first = 0, 1
         if resumed is not None:
             bad_validations, first = resumed.bad_validations, resumed.step + 1
+            self._fold_in_step = resumed.fold_in_step
+            if self._fold_in_step:
+                phase, sampler = "fold", sampler_for(_given_back(prepared))
+                scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                              _fold_schedule(fold_steps))
+                end_step = self._fold_in_step - 1 + fold_steps
             yield self._restore(resumed, optimizer, scheduler, sampler.rng, generator, context)
-            if val is not None and bad_validations >= o.patience:
-                result = self.last_good()
-                result.stopped_early = True
-                return result
-        elif val is not None:
-            self._initial_dice = distributed.mean_over_ranks(self._validate(model, val, device))
-            self._keep(model, self._initial_dice, 0)
-            yield clock.event(0, "validated the starting weights",
-                              {"val_dice": self._initial_dice})
-        for step in range(first, o.steps + 1):
+        else:
+            fit_before = self._fit(model, prepared, device) if phase == "plain" else {}
+            self._initial_fit = fit_before
+            if val is not None:
+                self._initial_dice, self._best_per_class = self._validate(model, val, device)
+                self._initial_dice = distributed.mean_over_ranks(self._initial_dice)
+                self._keep(model, self._initial_dice, 0)
+                yield clock.event(0, "validated the starting weights",
+                                  {"val_dice": self._initial_dice})
+        step = first - 1
+        while step < end_step:
+            step += 1
             model.train()
-            batch = sampler.batch(per_rank_batch)
-            loss = self._step(net, batch, device, optimizer, loss_fn, generator)
+            loss = self._step(net, sampler.batch(per_rank_batch), device, optimizer, loss_fn,
+                              generator)
             if not math.isfinite(loss):
                 msg = (f"the loss became {loss} at step {step}; the learning rate "
                        f"({o.learning_rate}) may be too high or the inputs broken. Nothing was "
@@ -281,14 +422,17 @@ class Trainer:
             scheduler.step()
             self._steps_done = step
             record = {"step": float(step), "loss": loss, "lr": optimizer.param_groups[0]["lr"]}
-            if val is None:
+            if phase == "plain":
                 self._keep(model, float("nan"), step)
-            elif step % o.validate_every == 0 or step == o.steps:
-                dice = distributed.mean_over_ranks(self._validate(model, val, device))
+            elif phase == "validate" and (step % o.validate_every == 0
+                                          or step >= validated_steps):
+                dice, per_class = self._validate(model, val, device)  # type: ignore[arg-type]
+                dice = distributed.mean_over_ranks(dice)
                 record["val_dice"] = dice
                 # better only by a margin (noise guard); also true while best is nan
                 if not dice <= self._best_dice + o.min_improvement:
                     self._keep(model, dice, step)
+                    self._best_per_class = per_class
                     bad_validations = 0
                 else:
                     bad_validations += 1
@@ -298,16 +442,49 @@ class Trainer:
                                  RandomState(dict(sampler.rng.bit_generator.state),
                                              generator.get_state(), torch.get_rng_state()),
                                  context)
-            yield clock.event(step, f"step {step} loss {loss:.4f}",
+            note = " (all annotations)" if phase == "fold" else ""
+            yield clock.event(step, f"step {step} loss {loss:.4f}{note}",
                               {k: v for k, v in record.items() if k != "step"})
-            if val is not None and bad_validations >= o.patience:
-                yield Log(f"early stop at step {step}: validation Dice has not improved for "
-                          f"{o.patience} validations (best {self._best_dice:.4f} at step "
-                          f"{self._best_step})")
-                result = self.last_good()
-                result.stopped_early = True
-                return result
-        return self.last_good()
+            late = deadline is not None and time.perf_counter() > deadline
+            if phase != "validate":
+                if late:
+                    yield Log(f"time limit reached at step {step}", level="warning")
+                    break
+                continue
+            patience_out = bad_validations >= o.patience
+            if not (patience_out or late or step >= validated_steps):
+                continue
+            why = (f"validation Dice has not improved for {o.patience} validations"
+                   if patience_out else "time limit reached" if late else "validated part done")
+            yield Log(f"{why} at step {step} (best {self._best_dice:.4f} at step "
+                      f"{self._best_step})")
+            self.stopped_early = patience_out or late
+            no_gain = self.mode == "finetune" and self._best_step == 0
+            if fold_steps == 0 or self._best_state is None or no_gain:
+                break
+            # give the held-back voxels back to training, from the best validated weights
+            self._validated_state = dict(self._best_state)
+            model.load_state_dict(self._best_state)
+            phase, self._fold_in_step = "fold", step + 1
+            end_step = step + fold_steps
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _fold_schedule(fold_steps))
+            sampler = sampler_for(_given_back(prepared))
+            if deadline is not None:  # the fold-in keeps its share of the time
+                per_step = (time.perf_counter() - self._start) / max(step - first + 1, 1)
+                deadline = time.perf_counter() + 1.5 * per_step * fold_steps
+            yield Log(f"steps {step + 1}-{end_step}: every annotated voxel trains (the "
+                      "held-back ones too), from the best validated weights")
+        if phase != "validate":
+            self._final = _state_of(model)
+        if self._validated_state is None and phase == "validate":
+            self._validated_state = self._best_state
+        final = copy.deepcopy(model)
+        if self._final is None and self._best_state is not None:
+            final.load_state_dict(self._best_state)
+        self._verdict = self._judge(final, prepared, device)
+        result = self.last_good()
+        result.stopped_early = self.stopped_early
+        return result
 
     # ------------------------------------------------------------------ checkpoints
     def _identity(self) -> dict[str, Any]:
@@ -382,27 +559,78 @@ class Trainer:
             optimizer.step()
         return value
 
-    def _validate(self, model: nn.Module, val: Batch, device: torch.device) -> float:
-        """Mean foreground Dice over the held-back voxels of the validation patches."""
-        dims, axis = self.spec.spatial_dims, self.options.slice_axis
+    def _labels_of(self, model: nn.Module, batch: Batch, device: torch.device
+                   ) -> npt.NDArray[np.int64]:
+        """The model's argmax over ``batch``'s windows, shaped like ``batch.target``."""
+        dims, axis = self.spec.spatial_dims, self.slice_axis
         model.eval()
-        image = _to_model_space(torch.from_numpy(val.image), dims, axis, 2)
+        image = _to_model_space(torch.from_numpy(batch.image), dims, axis, 2)
         with torch.inference_mode():
             pred = torch.cat([model(image[i : i + 2].to(device)).argmax(1).cpu()
                               for i in range(0, image.shape[0], 2)])
-        pred_np = pred.numpy().reshape(val.target.shape)
-        mask = val.weight > 0
-        scores = []
-        for k in range(1, self.spec.out_channels):
-            p, t = (pred_np == k) & mask, (val.target == k) & mask
-            denominator = int(p.sum() + t.sum())
-            if denominator:
-                scores.append(2.0 * float((p & t).sum()) / denominator)
-        return float(np.mean(scores)) if scores else float("nan")
+        return pred.numpy().reshape(batch.target.shape)
+
+    def _validate(self, model: nn.Module, val: Batch, device: torch.device
+                  ) -> tuple[float, dict[int, float]]:
+        """Mean and per-class Dice on the held-back voxels of the validation windows, over
+        the foreground classes present there in the truth or the prediction (a class
+        predicted where there is none scores 0: a model that labels everything fails)."""
+        return held_back_dice(self._labels_of(model, val, device), val.target, val.weight > 0)
+
+    def _fit(self, model: nn.Module, prepared: Sequence[PreparedVolume], device: torch.device
+             ) -> dict[int, float]:
+        """Per-class Dice of ``model`` on (windows around) the voxels it trains on."""
+        fit = validation_batch(_given_back(prepared, as_validation=True),
+                               volume_patch(_patch_size(self.spec, self.options),
+                                            self.spec.spatial_dims, self.slice_axis),
+                               per_volume=VALIDATION_WINDOWS,
+                               rng=np.random.default_rng(self.options.seed + 1),
+                               context=self.spec.context_slices if self.spec.spatial_dims == 2
+                               else 0, slice_axis=self.slice_axis)
+        if fit is None:
+            return {}
+        return held_back_dice(self._labels_of(model, fit, device), fit.target, fit.weight > 0)[1]
+
+    def _judge(self, model: nn.Module, prepared: Sequence[PreparedVolume],
+               device: torch.device) -> Verdict:
+        """Whether the result learned something (see :class:`Verdict`)."""
+        o = self.options
+        fit = self._fit(model, prepared, device)
+        held = dict(getattr(self, "_best_per_class", {}) or {})
+        names = self.spec.class_names
+        reasons: list[str] = []
+        validated = math.isfinite(self._best_dice)
+        if self.mode == "finetune":
+            if validated:
+                learned = self._best_step > 0
+                if not learned:
+                    reasons.append(
+                        f"the held-back voxels did not improve by {o.min_improvement} over the "
+                        f"starting weights (Dice {self._initial_dice:.3f}) in "
+                        f"{self._steps_done} steps; the starting model is kept")
+            else:
+                before = float(np.mean(list(self._initial_fit.values()))) if getattr(
+                    self, "_initial_fit", None) else float("nan")
+                after = float(np.mean(list(fit.values()))) if fit else float("nan")
+                learned = not (math.isfinite(before) and math.isfinite(after)
+                               and after <= before + o.min_improvement)
+                if not learned:
+                    reasons.append(f"the annotated voxels did not improve (Dice {before:.3f} -> "
+                                   f"{after:.3f}); the starting model is kept")
+            return Verdict(learned=learned, fit_dice=fit, held_back_dice=held, reasons=reasons)
+        unfit = [c for c, d in fit.items() if d < MIN_FIT_DICE]
+        if fit and len(unfit) == len(fit):
+            shown = ", ".join(f"{names.get(c, c)} {fit[c]:.2f}" for c in unfit)
+            reasons.append(f"it does not reproduce its own annotation (Dice {shown} on the "
+                           f"annotated voxels, below {MIN_FIT_DICE}); label more, check that the "
+                           "labels match the scan, or give it more time")
+        if validated and self._best_dice < MIN_HELD_BACK_DICE:
+            reasons.append(f"on the held-back voxels it scores Dice {self._best_dice:.3f} at best "
+                           f"(below {MIN_HELD_BACK_DICE}): it has not learned what to find")
+        return Verdict(learned=not reasons, fit_dice=fit, held_back_dice=held, reasons=reasons)
 
     def _keep(self, model: nn.Module, dice: float, step: int) -> None:
-        self._best_state = {k: v.detach().to("cpu").clone() for k, v in
-                            model.state_dict().items()}
+        self._best_state = _state_of(model)
         self._best_dice = dice
         self._best_step = step
 
@@ -428,6 +656,28 @@ def _schedule(steps: int, warmup: int) -> Any:
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
     return factor
+
+
+def _fold_schedule(steps: int) -> Any:
+    """The fold-in's learning-rate factor: a cosine from 0.3 to 0.02 of the peak over
+    ``steps`` (it continues from trained weights: no warm-up, no large steps)."""
+    def factor(step: int) -> float:
+        progress = min(step / max(1, steps), 1.0)
+        return 0.02 + 0.28 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def _given_back(volumes: Sequence[PreparedVolume], *, as_validation: bool = False
+                ) -> list[PreparedVolume]:
+    """The volumes with their held-back voxels given back to training (``as_validation``:
+    with every labeled voxel marked as validation, to score a model on what it trained on)."""
+    return [replace(v, validation=(v.weight > 0) if as_validation else
+                    np.zeros_like(v.validation)) for v in volumes]
+
+
+def _state_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
 
 
 def _finite(value: float) -> float | None:

@@ -1,86 +1,64 @@
-"""The Evaluate dock widget: Dice, IoU, HD95, ASSD and volumes between two Labels layers.
+"""The Evaluate tab: Dice, IoU, HD95, ASSD and volumes between two Labels layers.
 
-The numbers come from :func:`napari_medseg.metrics.evaluate` (spacing-aware, in mm and ml),
-computed in a worker; the table can be exported as CSV (the folder is remembered between
-sessions).
+The numbers come from the core's :func:`napari_medseg.metrics.evaluate_job` (what
+``napari-medseg evaluate`` runs; spacing-aware, in mm and ml), computed in a worker; the
+table can be exported as CSV (the folder is remembered between sessions).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from magicgui.widgets import Container, PushButton, create_widget
-from qtpy.QtWidgets import QFileDialog, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QTableWidget, QTableWidgetItem
 
 import napari
-from napari_medseg._napari import shortcuts
-from napari_medseg._napari.job_panel import JobPanel
-from napari_medseg._napari.layers import (
-    class_names_from_meta,
-    geometry_from_layer_meta,
-    layer_meta,
-)
+from napari_medseg._napari.job_widget import JobStart, JobWidget
+from napari_medseg._napari.layers import MODEL_KEY, labels_from_layer
 from napari_medseg._napari.notify import report, warn
-from napari_medseg._napari.settings import WidgetSettings
-from napari_medseg._napari.widgets.segment_widget import MODEL_KEY
+from napari_medseg._napari.options_form import option_controls, options_from_controls
 from napari_medseg.errors import MedsegError
-from napari_medseg.events import Event, Progress
-from napari_medseg.io.atomic import write_atomically
-from napari_medseg.metrics import Evaluation, evaluate
-from napari_medseg.scan import LabelMap
+from napari_medseg.metrics import EvaluateOptions, Evaluation, evaluate_job
 
 COLUMNS = ("class", "Dice", "IoU", "HD95 mm", "ASSD mm", "pred ml", "truth ml")
-
-
-def _label_map(layer: Any) -> LabelMap:
-    meta = layer_meta(layer)
-    meta["features"] = layer.features
-    return LabelMap(array=np.asarray(layer.data),
-                    geometry=geometry_from_layer_meta(meta, layer.ndim),
-                    class_names=class_names_from_meta(meta))
 
 
 def _fmt(value: float) -> str:
     return "-" if not math.isfinite(value) else f"{value:.3f}"
 
 
-class EvaluateWidget(QWidget):
+class EvaluateWidget(JobWidget):
     """Compare a prediction with a reference, per class."""
 
+    section = "evaluate"
+    run_text = "Evaluate"
+    run_tooltip = "Compute the metrics per class"
+    idle_text = "Choose a prediction and a reference, then press Evaluate"
+    busy_text = "an evaluation"
+
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__()
-        self.viewer = viewer
+        super().__init__(viewer)
         self.evaluation: Evaluation | None = None
         self.pred = create_widget(annotation=napari.layers.Labels, label="prediction")
         self.pred.tooltip = "The segmentation to judge (e.g. a model's output)"
         self.truth = create_widget(annotation=napari.layers.Labels, label="reference")
         self.truth.tooltip = "The labels taken as correct (e.g. an expert's)"
-        self.form = Container(widgets=[self.pred, self.truth])
+        self.evaluate_controls = option_controls(EvaluateOptions)
+        self.surface = self.evaluate_controls["surface"]
+        self.form = Container(widgets=[self.pred, self.truth, self.surface])
         self.export_button = PushButton(text="Export CSV...", enabled=False,
                                         tooltip="Save the table as a CSV file")
-        self.panel = JobPanel("Evaluate", run_tooltip="Compute the metrics per class",
-                              extra_buttons=[self.export_button],
-                              idle_text="Choose a prediction and a reference, then press "
-                                        "Evaluate")
-        self.runner = self.panel.runner
-        self.run_button, self.cancel_button = self.panel.run_button, self.panel.cancel_button
-        self.progress, self.status = self.panel.progress, self.panel.status
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setToolTip("Per class: overlap (Dice, IoU), surface distances in mm and "
                               "volumes in ml; '-' where a class is missing on one side")
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.form.native)
-        layout.addWidget(self.panel.native)
-        layout.addWidget(self.table)
-        self.run_button.clicked.connect(self.run)
+        self.add_controls(self.form)
+        self.add_buttons(self.export_button)
+        self.add_below(self.table)
         self.export_button.clicked.connect(self._export_clicked)
-        self.settings = WidgetSettings("evaluate")
-        shortcuts.bind(viewer, shortcuts.CANCEL, self.panel.cancel, every=True)
+        self.remember("surface")
 
     def reset_choices(self, *_: Any) -> None:
         """Refresh the layer lists (napari calls this when layers change).
@@ -88,7 +66,7 @@ class EvaluateWidget(QWidget):
         While both lists show the same layer, the prediction becomes the newest model
         output and the reference the newest labels layer of its shape that no model made.
         """
-        self.form.reset_choices()
+        super().reset_choices()
         if self.pred.value is not self.truth.value:
             return
         labels = [layer for layer in reversed(self.viewer.layers)
@@ -101,25 +79,16 @@ class EvaluateWidget(QWidget):
         if others:
             self.pred.value, self.truth.value = made[0], others[0]
 
-    def run(self) -> None:
+    def prepare(self) -> JobStart | None:
         pred, truth = self.pred.value, self.truth.value
         if pred is None or truth is None or pred is truth:
             warn("choose two different labels layers: a prediction and a reference")
-            return
-        try:
-            a, b = _label_map(pred), _label_map(truth)
-        except MedsegError as exc:
-            report(exc)
-            return
+            return None
+        options = options_from_controls(EvaluateOptions, self.evaluate_controls)
+        job = evaluate_job(labels_from_layer(pred), labels_from_layer(truth), options)
+        return JobStart(job, text=f"Evaluating {pred.name} against {truth.name}")
 
-        def job() -> Generator[Event, None, Evaluation]:
-            yield Progress(stage="evaluate", done=0, total=1, message="computing metrics")
-            return evaluate(a, b)
-
-        self.panel.start(job(), on_done=self._show, context="evaluate",
-                         text=f"Evaluating {pred.name} against {truth.name}")
-
-    def _show(self, evaluation: Evaluation) -> None:
+    def show_result(self, evaluation: Evaluation) -> None:
         self.evaluation = evaluation
         rows = evaluation.rows
         self.table.setRowCount(len(rows))
@@ -153,9 +122,7 @@ class EvaluateWidget(QWidget):
             if not chosen:
                 return None
             path, overwrite = chosen, True  # the dialog asked before replacing
-        target = Path(path)
-        text = self.evaluation.to_csv()
-        write_atomically(target, lambda tmp: tmp.write_text(text), overwrite=overwrite)
+        target = self.evaluation.write_csv(path, overwrite=overwrite)
         self.settings.set("export_dir", str(target.resolve().parent))
         self.status.value = f"wrote {target}"
         return target

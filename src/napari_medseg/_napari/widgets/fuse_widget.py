@@ -1,15 +1,16 @@
-"""The Fuse dock widget: register a moving scan onto a fixed one and fuse them, in the background.
+"""The Fuse tab: register a moving scan onto a fixed one and fuse them, in the background.
 
-Results are new layers on the fixed scan's physical grid: the registered moving scan
-(``hot`` for PET, additive blending over the fixed scan), the fused image, and
-checkerboard / difference views to judge the alignment.  Layers are never replaced.
+The work is the core's :func:`~napari_medseg.fusion.register_and_fuse_job` (what
+``napari-medseg fuse`` runs); this tab turns layers and controls into its options and its
+result into layers.  Results are new layers on the fixed scan's physical grid: the
+registered moving scan (``hot`` for PET, additive blending over the fixed scan), the fused
+image, and checkerboard / difference views to judge the alignment.  Layers are never
+replaced.
 Registration and fusion choices are remembered between sessions; Ctrl+Shift+X cancels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from dataclasses import dataclass
 from typing import Any
 
 from magicgui.widgets import (
@@ -18,68 +19,48 @@ from magicgui.widgets import (
     SpinBox,
     create_widget,
 )
-from qtpy.QtWidgets import QVBoxLayout, QWidget
-from superqt import QCollapsible
 
 import napari
-from napari_medseg._napari import shortcuts
-from napari_medseg._napari.job_panel import JobPanel
-from napari_medseg._napari.layers import geometry_kwargs, scan_from_layer, unique_layer_name
-from napari_medseg._napari.notify import report, warn
-from napari_medseg._napari.settings import WidgetSettings
+from napari_medseg._napari.job_widget import JobStart, JobWidget
+from napari_medseg._napari.layers import (
+    add_layer_data,
+    scan_from_layer,
+    scan_layer_data,
+    unique_layer_name,
+)
+from napari_medseg._napari.notify import warn
 from napari_medseg.display import default_contrast_limits
-from napari_medseg.errors import MedsegError
-from napari_medseg.events import Event
 from napari_medseg.fusion import (
     FUSION_METHODS,
     INITIALISATIONS,
+    NORMALISATIONS,
     REGISTRATION_KINDS,
+    FuseResult,
     FusionOptions,
+    RegisterFuseOptions,
     RegistrationOptions,
-    RegistrationResult,
-    checkerboard,
-    difference,
-    fuse_job,
-    register_job,
+    register_and_fuse_job,
 )
 from napari_medseg.scan import Scan
 
 NO_FUSION = "none (register only)"
 
 #: The controls whose values are remembered between sessions (settings keys).
-REMEMBERED = ("kind", "method", "init", "levels", "detail_rule", "squares")
+REMEMBERED = ("kind", "method", "init", "levels", "detail_rule", "normalisation", "squares")
 
 
-@dataclass
-class FuseResult:
-    registration: RegistrationResult
-    fused: Scan | None
-    checkerboard: Scan
-    difference: Scan
-
-
-def fuse_pipeline(fixed: Scan, moving: Scan, registration: RegistrationOptions,
-                  fusion: FusionOptions | None, squares: int
-                  ) -> Generator[Event, None, FuseResult]:
-    """Register, then fuse and build the alignment views (a generator job)."""
-    result = yield from register_job(fixed, moving, options=registration)
-    fused = None
-    if fusion is not None:
-        fused = yield from fuse_job([fixed, result.resampled], options=fusion)
-    return FuseResult(
-        registration=result,
-        fused=fused,
-        checkerboard=checkerboard(fixed, result.resampled, squares=squares),
-        difference=difference(fixed, result.resampled),
-    )
-
-
-class FuseWidget(QWidget):
+class FuseWidget(JobWidget):
     """Register and fuse two image layers without blocking the viewer."""
 
+    section = "fuse"
+    run_text = "Register and fuse"
+    run_tooltip = ("Register the moving scan onto the fixed one, then fuse them "
+                   "(in the background)")
+    idle_text = "Choose a fixed and a moving scan, then press Register and fuse"
+    busy_text = "a registration"
+
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__()
-        self.viewer = viewer
+        super().__init__(viewer)
         self.last_result: FuseResult | None = None
         self.fixed = create_widget(annotation=napari.layers.Image, label="fixed")
         self.fixed.tooltip = "Reference scan: results are placed on its grid"
@@ -99,91 +80,72 @@ class FuseWidget(QWidget):
                               tooltip="Pyramid / wavelet decomposition levels")
         self.detail_rule = ComboBox(label="detail rule", choices=["max", "average"],
                                     tooltip="Laplacian/wavelet detail coefficients")
+        self.normalisation = ComboBox(label="normalisation", choices=list(NORMALISATIONS),
+                                      value="percentile",
+                                      tooltip="Per-scan intensity normalisation before fusing "
+                                              "(percentile: 1-99 %)")
         self.squares = SpinBox(label="checkerboard", value=8, min=2, max=32,
                                tooltip="Blocks per axis of the checkerboard view")
         self.advanced = Container(widgets=[self.init, self.levels, self.detail_rule,
-                                           self.squares])
-        fold = QCollapsible("Advanced")
-        fold.toggleButton().setToolTip("Registration start, pyramid levels, checkerboard")
-        fold.addWidget(self.advanced.native)
-
-        self.panel = JobPanel(
-            "Register and fuse",
-            run_tooltip="Register the moving scan onto the fixed one, then fuse them "
-                        "(in the background)",
-            idle_text="Choose a fixed and a moving scan, then press Register and fuse")
-        self.runner = self.panel.runner
-        self.run_button, self.cancel_button = self.panel.run_button, self.panel.cancel_button
-        self.progress, self.status = self.panel.progress, self.panel.status
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.main.native)
-        layout.addWidget(fold)
-        layout.addWidget(self.panel.native)
-        layout.addStretch(1)
-        self.run_button.clicked.connect(self.run)
-        self.settings = WidgetSettings("fuse")
-        self.settings.bind({name: getattr(self, name) for name in REMEMBERED})
-        shortcuts.bind(viewer, shortcuts.CANCEL, self.panel.cancel, every=True)
+                                           self.normalisation, self.squares])
+        self.add_controls(self.main)
+        self.add_advanced(self.advanced,
+                          tooltip="Registration start, pyramid levels, checkerboard")
+        self.remember(*REMEMBERED)
 
     def reset_choices(self, *_: Any) -> None:
         """Refresh the layer lists (napari calls this when layers change); with two scans or
         more, fixed and moving start as different ones."""
-        self.main.reset_choices()
+        super().reset_choices()
         images = [layer for layer in self.viewer.layers
                   if isinstance(layer, napari.layers.Image)]
         if self.fixed.value is self.moving.value and len(images) > 1:
             self.moving.value = next(i for i in images if i is not self.fixed.value)
 
-    def run(self) -> None:
-        if self.runner.running:
-            warn("a registration is already running; wait for it or press Cancel")
-            return
+    def prepare(self) -> JobStart | None:
         fixed_layer, moving_layer = self.fixed.value, self.moving.value
         if fixed_layer is None or moving_layer is None or fixed_layer is moving_layer:
             warn("choose two different image layers: a fixed and a moving scan")
-            return
-        try:
-            fixed, moving = scan_from_layer(fixed_layer), scan_from_layer(moving_layer)
-            registration = RegistrationOptions(kind=self.kind.value,
-                                               initialisation=self.init.value)
-            fusion = None if self.method.value == NO_FUSION else FusionOptions(
-                method=self.method.value, levels=int(self.levels.value),
-                detail_rule=self.detail_rule.value)
-        except (MedsegError, ValueError) as exc:
-            report(exc)
-            return
-        self.panel.start(
-            fuse_pipeline(fixed, moving, registration, fusion, int(self.squares.value)),
-            on_done=lambda r: self._add_layers(r, moving.modality, moving_layer.name),
-            context="fuse",
+            return None
+        fixed, moving = scan_from_layer(fixed_layer), scan_from_layer(moving_layer)
+        return JobStart(
+            register_and_fuse_job(fixed, moving, self.options()),
             text=f"Registering {moving_layer.name} onto {fixed_layer.name}",
-        )
+            on_done=lambda r: self._add_layers(r, moving.modality, moving_layer.name))
 
-    def cancel(self) -> None:
-        self.panel.cancel()
+    def options(self) -> RegisterFuseOptions:
+        """The core job's options from the controls."""
+        fusion = None if self.method.value == NO_FUSION else FusionOptions(
+            method=self.method.value, levels=int(self.levels.value),
+            detail_rule=self.detail_rule.value, normalisation=self.normalisation.value)
+        return RegisterFuseOptions(
+            registration=RegistrationOptions(kind=self.kind.value,
+                                             initialisation=self.init.value),
+            fusion=fusion, views=True, squares=int(self.squares.value))
 
     def _add_layers(self, result: FuseResult, modality: str, moving_name: str) -> None:
         self.last_result = result
         reg = result.registration
-        geo = geometry_kwargs(reg.resampled.geometry)
-        moved = reg.resampled
-        add = self.viewer.add_image
+        # the tab always registers and asks for the views
+        assert reg is not None
+        assert result.checkerboard is not None
+        assert result.difference is not None
+
+        def add(scan: Scan, name: str, **display: Any) -> None:
+            add_layer_data(self.viewer, scan_layer_data(
+                scan, name=unique_layer_name(self.viewer, name), **display))
+
         # one layer per event-loop turn: the window repaints between napari's layer additions
         steps = [lambda: add(
-            moved.array, name=unique_layer_name(self.viewer, f"{moving_name} registered"),
+            result.resampled, f"{moving_name} registered",
             colormap="hot" if modality == "PT" else "magenta", blending="additive",
-            contrast_limits=default_contrast_limits(moved.array, modality), **geo)]
+            contrast_limits=default_contrast_limits(result.resampled.array, modality))]
         if result.fused is not None:
             fused = result.fused
-            steps.append(lambda: add(fused.array, name=unique_layer_name(self.viewer, "fused"),
-                                     colormap="gray", **geo))
-        steps.append(lambda: add(
-            result.checkerboard.array, name=unique_layer_name(self.viewer, "checkerboard"),
-            colormap="gray", visible=False, **geo))
-        steps.append(lambda: add(
-            result.difference.array, name=unique_layer_name(self.viewer, "difference"),
-            colormap="bwr", contrast_limits=(-1.0, 1.0), visible=False, **geo))
-        steps.append(lambda: self.panel.done(
-            f"{reg.kind}, mutual information {reg.initial_metric:.3f} -> "
-            f"{reg.final_metric:.3f} (lower is better)"))
-        self.panel.in_turns(*steps)
+            steps.append(lambda: add(fused, "fused"))
+        views = (result.checkerboard, result.difference)
+        steps.append(lambda: add(views[0], "checkerboard", visible=False))
+        steps.append(lambda: add(views[1], "difference", colormap="bwr",
+                                 contrast_limits=(-1.0, 1.0), visible=False))
+        self.present(*steps, outcome=f"{reg.kind}, mutual information {reg.initial_metric:.3f} "
+                                  f"-> {reg.final_metric:.3f} (lower is better)")

@@ -1,9 +1,13 @@
-"""The Segment dock widget: pick scan layer(s) and a model, segment in the background.
+"""The Segment tab: pick scan layer(s) and a model, segment in the background.
 
-Thin by design: it builds :class:`~napari_medseg.inference.PredictOptions` from its controls,
-runs :meth:`Predictor.predict_job` through :class:`JobRunner` and turns the result into
-layers.  Input layers are read once when Segment is pressed, so switching or editing layers
-mid-run changes nothing; results never replace an existing layer.
+Thin by design: it turns its layers and controls into
+:class:`~napari_medseg.inference.segment.SegmentOptions` (the Advanced controls are built
+from :class:`~napari_medseg.inference.PredictOptions`, as the CLI's flags are), runs the core
+:func:`~napari_medseg.inference.segment.segment_job` and turns the prediction into layers.
+Input layers are read once when Segment is pressed, so switching or editing layers mid-run
+changes nothing; results never replace an existing layer.  The labels layer carries the
+scan's file, its DICOM reference (it can be saved as DICOM-SEG) and the run's provenance
+record, which the job builds in the worker (the scan is hashed there, not on the GUI thread).
 
 The model defaults to the one trained for the selected scan's modality (a remembered model
 is kept while it fits); model, device and the Advanced options are remembered between
@@ -15,90 +19,55 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Generator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FileEdit,
-    FloatSpinBox,
-    LineEdit,
-    SpinBox,
-    create_widget,
-)
-from qtpy.QtWidgets import QVBoxLayout, QWidget
-from superqt import QCollapsible
+from magicgui.widgets import ComboBox, Container, FileEdit, create_widget
 
 import napari
 from napari_medseg._napari import shortcuts
-from napari_medseg._napari.job_panel import JobPanel
+from napari_medseg._napari.job_widget import JobStart, JobWidget
 from napari_medseg._napari.jobs import gui_friendly_threads
-from napari_medseg._napari.label_records import segment_result_metadata
+from napari_medseg._napari.label_records import SEGMENT_WIDGET, segment_result_metadata
 from napari_medseg._napari.layers import (
     MODALITY_KEY,
-    geometry_kwargs,
+    MODEL_KEY,
+    add_layer_data,
     label_layer_data,
     scan_from_layer,
+    scan_layer_data,
     unique_layer_name,
 )
-from napari_medseg._napari.notify import report, warn
-from napari_medseg._napari.settings import WidgetSettings
+from napari_medseg._napari.model_choice import FROM_FILE, device_choices, model_choices, model_for
+from napari_medseg._napari.notify import warn
+from napari_medseg._napari.options_form import option_controls, options_from_controls
 from napari_medseg.errors import MedsegError
-from napari_medseg.events import Event, Progress
-from napari_medseg.inference import (
-    PostprocessOptions,
-    Prediction,
-    PredictOptions,
-    Predictor,
-    list_checkpoints,
-)
-from napari_medseg.inference.catalog import CheckpointEntry, suggest_checkpoint
+from napari_medseg.events import Event
+from napari_medseg.inference import Prediction
+from napari_medseg.inference.segment import PredictorCache, SegmentOptions, segment_job
 from napari_medseg.scan import Scan
 
-FROM_FILE = "checkpoint file..."
-#: Labels layer metadata: the checkpoint that made them (Fine-tune starts from it).
-MODEL_KEY = "medseg_model"
+__all__ = ["FROM_FILE", "MODEL_KEY", "SegmentWidget", "device_choices", "model_for"]
 
-
-def device_choices() -> list[str]:
-    """``auto``, ``cpu`` and each CUDA device of this machine."""
-    import torch
-
-    choices = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        choices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    return choices
-
-
-def model_for(modality: str, *, current: str = "") -> str | None:
-    """The checkpoint (path) to choose for a scan of ``modality``: ``current`` while it was
-    trained for that modality, else the first that was (starters first); ``None`` if none.
-
-    Reads checkpoint headers only.
-    """
-    entries = list_checkpoints()
-    chosen = [e for e in entries if str(e.path) == current]
-    if chosen and suggest_checkpoint(modality, chosen) is not None:
-        return current
-    entry: CheckpointEntry | None = suggest_checkpoint(modality, entries)
-    return str(entry.path) if entry is not None else None
-
-
-#: The controls whose values are remembered between sessions (settings keys).
+#: The controls whose values are remembered between sessions (settings keys = attributes).
 REMEMBERED = ("model", "model_file", "device", "tile", "overlap", "batch", "tta", "slice_axis",
-              "probabilities", "largest", "fill_holes", "min_size")
+              "probabilities", "largest", "fill_holes", "min_size", "context_slices",
+              "resample")
 
 
-class SegmentWidget(QWidget):
+class SegmentWidget(JobWidget):
     """Segment the selected scan(s) with a checkpoint, without blocking the viewer."""
 
+    section = "segment"
+    run_text = "Segment"
+    run_tooltip = "Run the model (in the background)"
+    idle_text = "Choose the scan and a model, then press Segment"
+    shortcut = shortcuts.SEGMENT
+    busy_text = "a segmentation"
+
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__()
-        self.viewer = viewer
-        self._predictors: dict[tuple[str, str], Predictor] = {}
+        super().__init__(viewer)
+        self.predictors = PredictorCache()
         self.last_prediction: Prediction | None = None
 
         self.images = create_widget(annotation=list[napari.layers.Image], label="scan(s)")
@@ -113,60 +82,33 @@ class SegmentWidget(QWidget):
                                tooltip="auto = GPU when there is one, else CPU")
         self.main = Container(widgets=[self.images, self.model, self.model_file, self.device])
 
-        self.tile = LineEdit(label="tile", value="",
-                             tooltip="Window size in voxels, e.g. '96 96 96'; empty = model's")
-        self.overlap = FloatSpinBox(label="overlap", value=0.5, min=0.0, max=0.9, step=0.05,
-                                    tooltip="Fraction of a window shared with its neighbour")
-        self.batch = SpinBox(label="batch", value=0, min=0, max=64,
-                             tooltip="Windows per forward pass; 0 = planned from free memory "
-                                     "(halved on out-of-memory)")
-        self.tta = CheckBox(text="mirroring TTA", tooltip="Average over flipped inputs (slower)")
-        self.slice_axis = ComboBox(label="2D slicing", choices=[("axial (0)", 0),
-                                   ("coronal (1)", 1), ("sagittal (2)", 2)],
-                                   tooltip="Axis along which a 2D model slices a 3D scan")
-        self.probabilities = CheckBox(text="probability layer",
-                                      tooltip="Also show the foreground probability")
-        self.largest = CheckBox(text="largest component per class",
-                                tooltip="Keep only the largest connected piece of each class")
-        self.fill_holes = CheckBox(text="fill holes",
-                                   tooltip="Fill cavities enclosed by a class, slice by slice")
-        self.min_size = SpinBox(label="min size", value=0, min=0, max=10**7,
-                                tooltip="Drop connected components smaller than this (voxels)")
-        self.advanced = Container(widgets=[
-            self.tile, self.overlap, self.batch, self.tta, self.slice_axis, self.probabilities,
-            self.largest, self.fill_holes, self.min_size])
-        fold = QCollapsible("Advanced")
-        fold.toggleButton().setToolTip("Tiling, test-time augmentation and post-processing")
-        fold.addWidget(self.advanced.native)
+        # the Advanced controls: PredictOptions' GUI fields, in its order
+        self.predict_controls = option_controls(SegmentOptions, skip=("device",))
+        controls = self.predict_controls
+        self.tile, self.overlap, self.batch = (controls["tile"], controls["overlap"],
+                                               controls["batch_size"])
+        self.tta, self.slice_axis = controls["tta"], controls["slice_axis"]
+        self.context_slices, self.resample = controls["context_slices"], controls["resample"]
+        self.probabilities = controls["keep_probabilities"]
+        self.largest, self.fill_holes = controls["largest_component"], controls["fill_holes"]
+        self.min_size = controls["min_size"]
+        self.advanced = Container(widgets=list(controls.values()))
+        self.add_controls(self.main)
+        self.add_advanced(self.advanced,
+                          tooltip="Tiling, test-time augmentation and post-processing")
+        self.segment_button = self.run_button
 
-        self.panel = JobPanel("Segment", run_tooltip="Run the model (in the background)",
-                              shortcut=shortcuts.SEGMENT,
-                              idle_text="Choose the scan and a model, then press Segment")
-        self.runner = self.panel.runner
-        self.segment_button, self.cancel_button = self.panel.run_button, self.panel.cancel_button
-        self.progress, self.status = self.panel.progress, self.panel.status
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.main.native)
-        layout.addWidget(fold)
-        layout.addWidget(self.panel.native)
-        layout.addStretch(1)
-
-        self.segment_button.clicked.connect(self.segment)
         self.model.changed.connect(self._on_model)
-        self.settings = WidgetSettings("segment")
-        self.settings.bind({name: getattr(self, name) for name in REMEMBERED})
+        self.remember(*REMEMBERED)
         self.images.changed.connect(self._describe_scan_rows)
         self.images.changed.connect(self._suggest_model)
         self._describe_scan_rows()
         self._on_model()
-        shortcuts.bind(viewer, shortcuts.SEGMENT, self.segment)
-        shortcuts.bind(viewer, shortcuts.CANCEL, self.panel.cancel, every=True)
 
     # ---------------------------------------------------------------- choices
     def reset_choices(self, *_: Any) -> None:
         """Refresh layer and model lists (napari calls this when layers change)."""
-        self.main.reset_choices()
+        super().reset_choices()
         if not self.images.value:
             images = [layer for layer in self.viewer.layers
                       if isinstance(layer, napari.layers.Image)]
@@ -185,9 +127,7 @@ class SegmentWidget(QWidget):
             row.btn_minus.tooltip = "Remove this scan from the input"
 
     def _model_choices(self, _widget: Any = None) -> list[tuple[str, str]]:
-        entries = [(f"{e.name}{'' if e.builtin else ' (yours)'}", str(e.path))
-                   for e in list_checkpoints()]
-        return [*entries, (FROM_FILE, FROM_FILE)]
+        return model_choices(with_file=True)
 
     def _suggest_model(self) -> None:
         """Pick the starter/user model trained for the selected scan's modality.
@@ -216,94 +156,61 @@ class SegmentWidget(QWidget):
         return str(self.model.value)
 
     # ---------------------------------------------------------------- options
-    def options(self) -> PredictOptions:
-        tile_text = self.tile.value.replace(",", " ").split()
-        try:
-            tile = tuple(int(t) for t in tile_text) if tile_text else None
-        except ValueError as exc:
-            msg = f"tile must be whole numbers such as '96 96 96', got {self.tile.value!r}"
-            raise MedsegError(msg) from exc
-        return PredictOptions(
-            device=self.device.value,
-            tile=tile,
-            overlap=float(self.overlap.value),
-            batch_size=int(self.batch.value) or None,
-            tta=bool(self.tta.value),
-            slice_axis=int(self.slice_axis.value),
-            keep_probabilities=bool(self.probabilities.value),
-            postprocess=PostprocessOptions(largest_component=bool(self.largest.value),
-                                           fill_holes=bool(self.fill_holes.value),
-                                           min_size=int(self.min_size.value)),
-        )
+    def options(self) -> SegmentOptions:
+        """The core job's options from the controls (what ``napari-medseg predict`` builds
+        from its flags)."""
+        source = self.model_source()
+        if source in ("", ".", FROM_FILE):
+            msg = "choose a model, or a checkpoint file"
+            raise MedsegError(msg)
+        return options_from_controls(SegmentOptions, self.predict_controls, models=(source,),
+                                     device=self.device.value)
 
     # ---------------------------------------------------------------- run
-    def _predictor(self, source: str, device: str) -> Predictor:
-        key = (source, device)
-        if key not in self._predictors:  # a checkpoint is loaded once and reused
-            self._predictors[key] = Predictor.load(source, device=device)
-        return self._predictors[key]
-
-    def _job(self, source: str, scans: list[Scan], options: PredictOptions
+    def _job(self, scans: list[Scan], options: SegmentOptions
              ) -> Generator[Event, None, Prediction]:
-        yield Progress(stage="load model", done=0, total=1, message="loading the model")
-        predictor = self._predictor(source, options.device)
-        with gui_friendly_threads():
-            return (yield from predictor.predict_job(scans, options))
+        with gui_friendly_threads():  # the record (the scan's hash) is made here, in the worker
+            return (yield from segment_job(scans, options, cache=self.predictors,
+                                           made_by=SEGMENT_WIDGET))
 
     def segment(self) -> None:
         """Start a run with the current choices (refused while one runs)."""
-        if self.runner.running:
-            warn("a segmentation is already running; wait for it or press Cancel")
-            return
+        self.run()
+
+    def prepare(self) -> JobStart | None:
         layers = list(self.images.value or [])
         if not layers:
             warn("select the image layer(s) to segment")
-            return
-        try:
-            scans = [scan_from_layer(layer) for layer in layers]
-            options = self.options()
-            source = self.model_source()
-            if source in ("", ".", FROM_FILE):
-                msg = "choose a model, or a checkpoint file"
-                raise MedsegError(msg)
-        except MedsegError as exc:
-            report(exc)
-            return
-        names = (layers[0].name, Path(source).name.removesuffix(".safetensors"))
+            return None
+        options = self.options()
+        scans = [scan_from_layer(layer) for layer in layers]
+        names = (layers[0].name, options.model_name)
         modality = scans[0].modality
         what = names[0] if modality in ("", "unknown") else f"{names[0]} ({modality})"
-        self.panel.start(
-            self._job(source, scans, options),
-            on_done=lambda result: self._add_result(result, names, source),
-            context="segment",
-            text=f"Segmenting {what} with {names[1]}",
-        )
+        return JobStart(self._job(scans, options), text=f"Segmenting {what} with {names[1]}",
+                        on_done=lambda result: self._add_result(result, names,
+                                                                options.models[0], scans[0]))
 
-    def cancel(self) -> None:
-        self.panel.cancel()
-
-    def _add_result(self, result: Prediction, names: tuple[str, str], source: str = "") -> None:
+    def _add_result(self, result: Prediction, names: tuple[str, str], source: str,
+                    scan: Scan) -> None:
+        """Add the result layers; ``scan``: the first input as read when the run started."""
         self.last_prediction = result
-        data, kwargs, _ = label_layer_data(result.labels)
-        kwargs["name"] = unique_layer_name(self.viewer, f"{names[0]} [{names[1]}]")
-        kwargs["metadata"][MODEL_KEY] = source
-        kwargs["metadata"].update(segment_result_metadata(  # scan, DICOM reference, record
-            self.viewer, names[0], source, self.options(), result.labels))
+        name = unique_layer_name(self.viewer, f"{names[0]} [{names[1]}]")
+        metadata = {MODEL_KEY: source,  # and the scan, its DICOM reference, the run's record
+                    **segment_result_metadata(scan, result.provenance)}
+        labels = label_layer_data(result.labels, name=name, metadata=metadata)
 
         def add_probability(probabilities: np.ndarray) -> None:
-            foreground = (1.0 - probabilities[0].astype(np.float32))
-            geo = geometry_kwargs(result.labels.geometry)
-            self.viewer.add_image(
-                foreground, name=unique_layer_name(self.viewer, f"{kwargs['name']} probability"),
-                colormap="magma", blending="additive", contrast_limits=(0.0, 1.0), **geo)
-
-        def summary() -> None:
-            counts = np.bincount(result.labels.array.ravel())
-            found = sum(1 for i, n in enumerate(counts) if i and n)
-            self.panel.done(f"{found} class(es) found by {names[1]} on {result.device}")
+            foreground = Scan(array=1.0 - probabilities[0].astype(np.float32),
+                              geometry=result.labels.geometry)
+            add_layer_data(self.viewer, scan_layer_data(
+                foreground, name=unique_layer_name(self.viewer, f"{name} probability"),
+                colormap="magma", blending="additive", contrast_limits=(0.0, 1.0)))
 
         # one layer per event-loop turn: the window repaints between napari's layer additions
-        steps = [lambda: self.viewer.add_labels(data, **kwargs)]
+        steps = [lambda: add_layer_data(self.viewer, labels)]
         if result.probabilities is not None:
             steps.append(functools.partial(add_probability, result.probabilities))
-        self.panel.in_turns(*steps, summary)
+        counts = np.bincount(result.labels.array.ravel())
+        found = sum(1 for i, n in enumerate(counts) if i and n)
+        self.present(*steps, outcome=f"{found} class(es) found by {names[1]} on {result.device}")

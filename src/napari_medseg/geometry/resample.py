@@ -14,7 +14,7 @@ from typing import Any, Literal, overload
 import numpy as np
 import SimpleITK as sitk
 
-from napari_medseg.fusion.grid import Grid, check_same_ndim
+from napari_medseg.geometry.grid import Grid, check_same_ndim
 from napari_medseg.io.itk import apply_geometry, scan_to_sitk
 from napari_medseg.scan import Geometry, LabelMap, Scan
 
@@ -137,13 +137,15 @@ def resample_to(
     if moving.array.dtype == np.bool_:
         result = result.astype(np.bool_)
     if isinstance(moving, LabelMap):
-        return LabelMap(array=result, geometry=grid.geometry, class_names=dict(moving.class_names))
+        return LabelMap(array=result, geometry=grid.geometry, class_names=dict(moving.class_names),
+                        display_name=moving.display_name)
     return Scan(
         array=result,
         geometry=grid.geometry,
         modality=moving.modality,
         metadata=dict(moving.metadata),
         source=moving.source,
+        display_name=moving.display_name,
     )
 
 

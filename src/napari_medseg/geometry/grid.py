@@ -1,9 +1,10 @@
-"""Voxel grids in physical space: extents, overlap, and the "same grid" check fusion needs.
+"""Voxel grids in physical space: extents, overlap, the "same grid" check, other spacings.
 
 A *grid* is a :class:`~napari_medseg.scan.Geometry` plus an array shape.  Extents are
 axis-aligned bounding boxes in world mm (LPS, listed ``(z, y, x)`` like the array axes),
 taken over the voxel *corners* (centres +/- half a voxel), so a one-voxel scan has a
-non-empty extent.
+non-empty extent.  :func:`grid_at_spacing` is the grid inference and training resample a
+scan onto for a checkpoint's ``target_spacing``.
 """
 
 from __future__ import annotations
@@ -149,10 +150,53 @@ def require_same_grid(items: Sequence[Scan | LabelMap], *, purpose: str) -> Grid
                 f"{purpose} needs scans on one voxel grid, but scan 0 ({_name(items[0])}) and "
                 f"scan {k} ({_name(item)}) differ: {'; '.join(what)}; register or resample "
                 "them onto one grid first (napari-medseg fuse --register none|rigid|affine, or "
-                "napari_medseg.fusion.resample_to)"
+                "napari_medseg.geometry.resample_to)"
             )
             raise GeometryMismatchError(msg)
     return first
+
+
+def grid_at_spacing(
+    grid: Grid,
+    spacing: Sequence[float] | None,
+    *,
+    slice_axis: int | None = 0,
+    rtol: float = 0.02,
+) -> Grid:
+    """The grid covering ``grid``'s box at ``spacing`` (mm), or ``grid`` itself.
+
+    The result keeps ``grid``'s origin and direction; each axis gets
+    ``max(1, round(n * old / new))`` voxels (array-axis order throughout).  ``grid`` itself is
+    returned (the same object, so ``is`` tells "nothing to resample") when ``spacing`` is
+    ``None``, when it matches the current spacing within ``rtol``, or when its length fits no
+    rule below.
+
+    A spacing with as many values as the grid has axes sets every axis.  Two values on a 3D
+    grid set the two in-plane axes, all but ``slice_axis`` (a 2D model's spacing on a volume
+    sliced along that axis); with ``slice_axis=None`` that case keeps ``grid``.
+    """
+    if spacing is None:
+        return grid
+    current = list(grid.geometry.spacing)
+    if len(spacing) == len(current):
+        wanted = [float(s) for s in spacing]
+    elif len(spacing) == 2 and len(current) == 3 and slice_axis is not None:
+        wanted = list(current)
+        in_plane = [a for a in range(3) if a != slice_axis]
+        for axis, value in zip(in_plane, spacing, strict=True):
+            wanted[axis] = float(value)
+    else:
+        return grid
+    if np.allclose(wanted, current, rtol=rtol):
+        return grid
+    g = grid.geometry
+    shape = tuple(
+        max(1, round(n * s / t)) for n, s, t in zip(grid.shape, current, wanted, strict=True)
+    )
+    return Grid(
+        geometry=Geometry(spacing=tuple(wanted), origin=g.origin, direction=g.direction),
+        shape=shape,
+    )
 
 
 def _name(item: Scan | LabelMap) -> str:

@@ -9,8 +9,7 @@ from napari_medseg.cli import main
 from napari_medseg.fusion import load_transform
 from napari_medseg.io import read_label_map, read_scan, write_label_map, write_scan
 from napari_medseg.scan import Geometry, LabelMap, Scan
-
-from .conftest import remap_contrast
+from tests.fusion.conftest import remap_contrast
 
 
 @pytest.fixture

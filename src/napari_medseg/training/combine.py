@@ -1,0 +1,169 @@
+"""The whole-volume mask of the scan a model was trained on: the network's labels combined with
+what the person's annotation already says, by a rule chosen on held-back slices.
+
+A network trained from a few slices of one scan finds the structure on the other slices, and
+also look-alikes far from it (another kidney, a bright vessel three centimetres away); shape
+interpolation between the annotated slices is exact next to them and blind beyond them.  So the
+mask of *this* scan is built by one of four rules:
+
+``network``
+    the network's labels as they are;
+``connected``
+    of each class, only the 3D connected pieces that touch a voxel the person labeled with
+    that class (pieces the person never touched are look-alikes);
+``connected+interpolation``
+    ``connected``, plus the interpolated labels between the first and last annotated slices
+    where the network found background;
+``interpolation``
+    interpolation alone (the no-learning baseline).
+
+:func:`choose_rule` scores every rule on the held-back voxels (the network of that moment has
+not seen them, and neither the connectivity seeds nor the interpolation use them) and takes the
+best, preferring the simpler one within :data:`TIE`; so the mask is never worse than
+interpolation on what was measured.  :func:`apply_rule` then builds the mask with the final
+network and every annotation, and writes the person's own labels back where they labeled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from napari_medseg.training.interpolation import interpolate_slices, interpolation_range
+
+RULES = ("connected", "network", "connected+interpolation", "interpolation")
+#: Two rules within this Dice of each other count as equal (the earlier in RULES wins).
+TIE = 0.005
+DESCRIPTIONS = {
+    "network": "the network's labels",
+    "connected": "the network's labels connected to what you annotated",
+    "connected+interpolation": "the network's labels connected to what you annotated, "
+                               "completed by shape interpolation between your slices",
+    "interpolation": "shape interpolation between your slices (the network did worse)",
+}
+
+
+def keep_connected(labels: npt.NDArray[np.integer], seeds: npt.NDArray[np.integer],
+                   seed_mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.integer]:
+    """``labels`` with, for each class, only the 3D pieces (face-connected) holding a voxel where
+    ``seed_mask`` is set and ``seeds`` has that class; other pieces become background."""
+    out = np.array(labels, copy=True)
+    for c in np.unique(labels):
+        if c == 0:
+            continue
+        pieces, n = ndimage.label(labels == c)
+        if n == 0:
+            continue
+        touched = np.unique(pieces[seed_mask & (seeds == c) & (pieces > 0)])
+        drop = ~np.isin(pieces, touched) & (pieces > 0)
+        out[drop] = 0
+    return out
+
+
+def with_interpolation(labels: npt.NDArray[np.integer], interpolated: npt.NDArray[np.integer],
+                       inside: npt.NDArray[np.bool_]) -> npt.NDArray[np.integer]:
+    """``labels`` where they are foreground, else the interpolated labels inside ``inside``."""
+    fill = inside & (labels == 0) & (interpolated > 0)
+    return np.where(fill, interpolated, labels).astype(labels.dtype)
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """The person's labels as the rules use them: ``labels`` with ``labeled`` voxels trusted,
+    and the annotated ``slices`` across ``axis`` (``None``/empty: no whole slice)."""
+
+    labels: npt.NDArray[np.integer]
+    labeled: npt.NDArray[np.bool_]
+    axis: int | None
+    slices: tuple[int, ...]
+    spacing: tuple[float, ...]
+
+    def interpolated(self) -> tuple[npt.NDArray[np.integer], npt.NDArray[np.bool_]] | None:
+        """Interpolated labels and the slices they cover, or ``None`` (fewer than 2 slices)."""
+        if self.axis is None or len(self.slices) < 2:
+            return None
+        values = np.where(self.labeled, self.labels, 0)
+        interpolated = interpolate_slices(values, self.slices, self.axis,
+                                          spacing=tuple(self.spacing))
+        return interpolated, interpolation_range(self.labels.shape, self.slices, self.axis)
+
+
+def candidates(network: npt.NDArray[np.integer], annotation: Annotation
+               ) -> dict[str, npt.NDArray[np.integer]]:
+    """The mask of every rule that applies (``interpolation`` rules need two slices)."""
+    connected = keep_connected(network, annotation.labels, annotation.labeled)
+    out = {"network": network, "connected": connected}
+    interpolated = annotation.interpolated()
+    if interpolated is not None:
+        values, inside = interpolated
+        out["connected+interpolation"] = with_interpolation(connected, values, inside)
+        out["interpolation"] = np.where(inside, values, 0).astype(network.dtype)
+    return out
+
+
+def held_back_dice(prediction: npt.NDArray[np.integer], truth: npt.NDArray[np.integer],
+                   mask: npt.NDArray[np.bool_], classes: Sequence[int] | None = None
+                   ) -> tuple[float, dict[int, float]]:
+    """Mean Dice over the foreground classes present in ``truth`` or ``prediction`` on ``mask``
+    (a class predicted where the truth has none scores 0), and the per-class Dice.
+
+    ``classes`` restricts the classes considered; ``nan`` when none is present on ``mask``.
+    """
+    p, t = prediction[mask], truth[mask]
+    present = {int(v) for v in np.unique(t) if v > 0} | {int(v) for v in np.unique(p) if v > 0}
+    if classes is not None:
+        present &= {int(c) for c in classes}
+    scores = {}
+    for c in sorted(present):
+        pc, tc = p == c, t == c
+        denominator = int(pc.sum() + tc.sum())
+        scores[c] = 2.0 * float((pc & tc).sum()) / denominator if denominator else 1.0
+    return (float(np.mean(list(scores.values()))) if scores else float("nan")), scores
+
+
+@dataclass(frozen=True)
+class RuleChoice:
+    """The rule chosen and every rule's mean Dice on the held-back voxels."""
+
+    rule: str
+    scores: Mapping[str, float]
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{r} {d:.3f}" for r, d in self.scores.items() if np.isfinite(d))
+        return f"{DESCRIPTIONS[self.rule]} (held-back Dice: {parts})"
+
+
+def choose_rule(network: npt.NDArray[np.integer], annotation: Annotation,
+                truth: npt.NDArray[np.integer], held_back: npt.NDArray[np.bool_],
+                classes: Sequence[int] | None = None) -> RuleChoice:
+    """Score every rule on ``held_back`` (truth ``truth``) and choose one.
+
+    ``annotation`` must exclude the held-back voxels (they are the test), ``network`` the
+    labels of a network that did not train on them.  Without held-back voxels the choice is
+    ``connected`` (no measurement).
+    """
+    masks = candidates(network, annotation)
+    scores = {rule: held_back_dice(mask, truth, held_back, classes)[0]
+              for rule, mask in masks.items()}
+    finite = {r: d for r, d in scores.items() if np.isfinite(d)}
+    if not finite:
+        return RuleChoice(rule="connected", scores=scores)
+    best = max(finite.values())
+    rule = next(r for r in RULES if r in finite and finite[r] >= best - TIE)
+    return RuleChoice(rule=rule, scores=scores)
+
+
+def apply_rule(rule: str, network: npt.NDArray[np.integer], annotation: Annotation
+               ) -> npt.NDArray[np.integer]:
+    """The mask of ``rule`` built from ``network`` and the whole ``annotation``; the person's
+    labeled voxels keep their labels."""
+    if rule not in RULES:
+        msg = f"unknown rule {rule!r}; use one of {', '.join(RULES)}"
+        raise ValueError(msg)
+    masks = candidates(network, annotation)
+    mask = masks.get(rule, masks["connected"])
+    return np.where(annotation.labeled, annotation.labels, mask).astype(network.dtype)

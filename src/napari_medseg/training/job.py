@@ -1,0 +1,273 @@
+"""The train verb as one core job: labeled scans in, a measured model and the scan's mask out.
+
+``napari-medseg train``, ``napari-medseg finetune``, the Train tab and the Correct tab all run
+:func:`train_job`; they only turn files or layers into :class:`LabeledVolume` objects and
+:class:`~napari_medseg.training.plan.LearnOptions`, and the :class:`LearnResult` into files or
+layers.  In order:
+
+1. **plan** (:mod:`.plan`): the network, contract, patch, batch and width, and the steps that
+   fit the budget, from a few steps measured on this machine;
+2. **train** (:class:`.Trainer`): on the annotated voxels, holding back a slice (or regions)
+   to measure the run, then giving it back to training (``fold_in``);
+3. **judge**: a run that learned nothing (from scratch: it does not reproduce its own
+   annotation, or scores nothing on what was held back; fine-tune: no validated gain over the
+   starting model) is never saved - from scratch it is an error saying why, a fine-tune keeps
+   its parent and says so;
+4. **segment the scan** (the first volume): the network's labels combined with the annotation
+   by the rule that scored best on the held-back voxels (:mod:`.combine`), checked for the
+   "one class everywhere" failure, with the slices to correct next (:mod:`.suggest`);
+5. **save** the model as a new version (never over a file), its provenance holding the plan,
+   the held-back scores and the rule.
+
+>>> result = run_to_end(train_job([volume], LearnOptions(budget_s=120)))
+>>> result.model_path, result.mask, result.summary()
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from napari_medseg.errors import TrainingError
+from napari_medseg.events import Job, Log, Progress
+from napari_medseg.inference.catalog import find_checkpoint
+from napari_medseg.inference.options import PredictOptions
+from napari_medseg.inference.predictor import Predictor
+from napari_medseg.models import CheckpointSpec, load_checkpoint
+from napari_medseg.scan import LabelMap
+from napari_medseg.training.annotation import ValidationPlan, describe_annotation
+from napari_medseg.training.combine import (
+    DESCRIPTIONS,
+    Annotation,
+    RuleChoice,
+    apply_rule,
+    choose_rule,
+)
+from napari_medseg.training.labeled_volume import LabeledVolume
+from napari_medseg.training.plan import LearnOptions, TrainingPlan, plan_training
+from napari_medseg.training.suggest import SliceSuggestion, rank_slices
+from napari_medseg.training.trainer import Trainer, TrainResult, Verdict
+from napari_medseg.training.versioning import save_new_version
+
+#: A foreground class labeling more than this share of the scan (while the annotation gives it
+#: less than half that) is the "whole scan is one class" failure: such a model is refused.
+EVERYWHERE = 0.6
+#: Probabilities are kept for the slice ranking up to this many values (classes x voxels).
+MAX_PROBABILITY_VALUES = 200_000_000
+
+
+@dataclass(kw_only=True)
+class SaveTarget:
+    """Where a trained model goes: exactly ``path`` (refused if it exists), else the next
+    free ``<name>-v<N>.safetensors`` in ``folder`` (default: the user models folder)."""
+
+    path: Path | None = None
+    folder: Path | None = None
+    name: str | None = None
+
+
+@dataclass
+class LearnResult:
+    """What a train job produced.
+
+    ``model_path`` is ``None`` when nothing was saved (a fine-tune that did not beat its
+    parent, or no :class:`SaveTarget`); ``mask`` is the whole-volume mask of the first scan
+    (``None`` when not asked or not learned), ``network`` the network's own labels there;
+    ``rule`` how they were combined, with every rule's held-back score; ``suggestions`` the
+    slices to correct next.
+    """
+
+    model_path: Path | None
+    spec: CheckpointSpec
+    train: TrainResult
+    plan: TrainingPlan
+    verdict: Verdict
+    kept_parent: bool = False
+    mask: LabelMap | None = None
+    network: LabelMap | None = None
+    rule: RuleChoice | None = None
+    suggestions: list[SliceSuggestion] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def learned(self) -> bool:
+        return self.verdict.learned
+
+    def summary(self) -> str:
+        """One or two lines for the status line and the terminal."""
+        names = dict(self.spec.class_names)
+        if self.kept_parent:
+            return f"kept the starting model: {'; '.join(self.verdict.reasons)}"
+        parts = [self.verdict.summary(names)]
+        if self.rule is not None:
+            scores = self.rule.scores
+            interp = scores.get("interpolation")
+            chosen = scores.get(self.rule.rule)
+            if interp is not None and chosen is not None and np.isfinite(interp):
+                parts.append(f"on the held-back slice: {self.rule.rule} {chosen:.2f} vs shape "
+                             f"interpolation {interp:.2f}")
+            parts.append(f"mask: {DESCRIPTIONS[self.rule.rule]}")
+        if self.model_path is not None:
+            parts.append(f"saved {self.model_path.name}")
+        return "; ".join(parts)
+
+
+def _held_back_annotation(volume: LabeledVolume, plan: ValidationPlan | None,
+                          layout_axis: int | None, slices: Sequence[int]) -> Annotation:
+    labeled = volume.labeled_mask()
+    held = plan.mask if plan is not None else np.zeros(labeled.shape, dtype=bool)
+    kept = [s for s in slices if plan is None or s not in plan.slices]
+    return Annotation(labels=volume.labels.array, labeled=labeled & ~held, axis=layout_axis,
+                      slices=tuple(kept), spacing=volume.grid.geometry.spacing)
+
+
+def _predict(model: torch.nn.Module, spec: CheckpointSpec, volume: LabeledVolume,
+             plan: TrainingPlan, *, probabilities: bool, stage: str) -> Job[Any]:
+    predictor = Predictor(model, spec, device=plan.device)
+    window = spec.patch_size if spec.spatial_dims == 2 else None
+    options = PredictOptions(device=plan.device, tile=window, overlap=0.25 if window else 0.5,
+                             keep_probabilities=probabilities)
+    prediction = None
+    job = predictor.predict_job(volume.scans, options)
+    while True:
+        try:
+            event = next(job)
+        except StopIteration as stop:
+            prediction = stop.value
+            break
+        if isinstance(event, Progress):
+            yield replace(event, stage=stage)
+        else:
+            yield event
+    return prediction
+
+
+def _check_not_everywhere(mask: np.ndarray, volume: LabeledVolume, names: dict[int, str]
+                          ) -> None:
+    """Refuse a mask where one foreground class covers most of the scan though the annotation
+    gives it much less (the failure of a network that learned nothing)."""
+    labeled = volume.labeled_mask()
+    counts = np.bincount(mask.ravel().astype(np.int64))
+    total = mask.size
+    for c in range(1, counts.size):
+        share = counts[c] / total
+        annotated = (volume.labels.array[labeled] == c).mean() if labeled.any() else 0.0
+        if share > EVERYWHERE and annotated < share / 2:
+            msg = (f"the trained model labels {share:.0%} of the scan as "
+                   f"{names.get(c, f'class {c}')!r} while your annotation gives it "
+                   f"{annotated:.0%} of the annotated voxels: it has not learned the structure, "
+                   "so nothing was saved; annotate more slices (or check the labels match the "
+                   "scan) and train again")
+            raise TrainingError(msg)
+
+
+def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = None, *,
+              start_from: str | Path | None = None, save: SaveTarget | None = None,
+              segment: bool = True, class_names: dict[int, str] | None = None,
+              provenance: dict[str, Any] | None = None) -> Job[LearnResult]:
+    """Plan, train, judge, segment the first scan and save (see the module docstring).
+
+    ``start_from``: a checkpoint (file or starter name) to fine-tune / continue from;
+    ``save``: where the model goes (``None``: not saved); ``segment``: build the first
+    scan's mask; ``provenance``: extra records for the checkpoint (command, data hashes).
+    """
+    options = options or LearnOptions()
+    started = time.perf_counter()
+    volumes = list(volumes)
+    start_spec: CheckpointSpec | None = None
+    start_model = None
+    start_file: Path | None = None
+    if start_from is not None:
+        start_file = find_checkpoint(start_from)
+        start_model, start_spec = load_checkpoint(start_file)
+        yield Log(f"starting from {start_file.name}")
+    plan = yield from plan_training(volumes, options, start=start_spec, class_names=class_names)
+    for note in plan.notes:
+        yield Log(note)
+    yield Log(f"plan: {plan.summary()}")
+    record = {"plan": plan.summary(), "plan_notes": list(plan.notes), **(provenance or {})}
+    if start_model is not None:
+        trainer = Trainer(start_model, plan.spec, volumes, plan.train, mode="finetune",
+                          provenance={"parent": str(start_from),
+                                      "parent_file": start_file.name if start_file else "",
+                                      **record})
+    else:
+        trainer = Trainer.from_scratch(plan.spec, volumes, plan.train, provenance=record)
+    result = yield from trainer.job()
+    verdict = result.verdict or Verdict(learned=False, reasons=["the run did not finish"])
+    names = dict(result.spec.class_names)
+    if not verdict.learned and start_model is None:
+        msg = f"the run learned nothing, so no model was saved: {'; '.join(verdict.reasons)}"
+        raise TrainingError(msg)
+    if not verdict.learned:
+        yield Log(f"kept the starting model: {'; '.join(verdict.reasons)}", level="warning")
+        return LearnResult(model_path=None, spec=result.spec, train=result, plan=plan,
+                           verdict=verdict, kept_parent=True,
+                           seconds=time.perf_counter() - started)
+    mask = network = None
+    rule = None
+    suggestions: list[SliceSuggestion] = []
+    spec = result.spec
+    if segment:
+        volume = volumes[0]
+        layout = describe_annotation(volume.labeled_mask(), volume.labels.array,
+                                     axis=spec.slice_axis if spec.spatial_dims == 2 else None)
+        plan_v = result.plans[0] if result.plans else None
+        if options.combine and plan_v is not None and result.validated_state is not None:
+            validated = plan_model(result, result.validated_state)
+            held = yield from _predict(validated, spec, volume, plan, probabilities=False,
+                                       stage="measure")
+            annotation = _held_back_annotation(volume, plan_v, layout.axis, layout.slices)
+            rule = choose_rule(held.labels.array, annotation, volume.labels.array, plan_v.mask)
+            yield Log(f"combining with your annotation: {rule.summary()}")
+        keep = volume.scans[0].array.size * spec.out_channels <= MAX_PROBABILITY_VALUES
+        prediction = yield from _predict(result.model, spec, volume, plan, probabilities=keep,
+                                         stage="segment")
+        network_labels = prediction.labels.array
+        full = Annotation(labels=volume.labels.array, labeled=volume.labeled_mask(),
+                          axis=layout.axis, slices=layout.slices,
+                          spacing=volume.grid.geometry.spacing)
+        chosen = rule.rule if rule is not None else ("connected" if options.combine
+                                                     else "network")
+        combined = apply_rule(chosen, network_labels, full)
+        _check_not_everywhere(network_labels if chosen == "network" else combined, volume, names)
+        interpolated = full.interpolated()
+        if layout.axis is not None:
+            suggestions = rank_slices(
+                layout.axis, layout.slices, probabilities=prediction.probabilities,
+                labels=combined, interpolated=interpolated[0] if interpolated else None,
+                inside=interpolated[1] if interpolated else None)
+        mask = LabelMap(array=combined, geometry=volume.grid.geometry, class_names=names)
+        network = LabelMap(array=network_labels, geometry=volume.grid.geometry,
+                           class_names=names)
+    provenance_out = dict(spec.provenance)
+    if rule is not None:
+        provenance_out["mask_rule"] = rule.rule
+        provenance_out["held_back_rule_dice"] = {
+            k: (v if np.isfinite(v) else None) for k, v in rule.scores.items()}
+    spec = replace(spec, provenance=provenance_out)
+    result.spec = spec
+    path: Path | None = None
+    if save is not None:
+        name = save.name or (Path(str(start_from)).name.removesuffix(".safetensors") + "-ft"
+                             if start_from is not None else spec.architecture)
+        path = save_new_version(result, path=save.path, folder=save.folder, name=name)
+        yield Log(f"saved {path}")
+    return LearnResult(model_path=path, spec=spec, train=result, plan=plan, verdict=verdict,
+                       mask=mask, network=network, rule=rule, suggestions=suggestions,
+                       seconds=time.perf_counter() - started)
+
+
+def plan_model(result: TrainResult, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """A copy of the result's network holding ``state`` (e.g. the validated weights)."""
+    import copy
+
+    model = copy.deepcopy(result.model)
+    model.load_state_dict(state)
+    return model.eval()
