@@ -28,3 +28,11 @@ $MEDSEG train --model unet-3d --features 8 16 32 64 --spacing 2 2 2 --patch 48 4
   --class-names 0=background "1=soft tissue" 2=bone \
   --steps 300 --batch 2 --lr 3e-3 --validate-every 25 --patience 6 --threads 1 --seed 0 \
   --device cpu --out "$WORK/head-ct-tissue.safetensors"
+
+# What each was trained on (modality, contrast, skull stripping, spacing, body size, intensity
+# percentiles), for the fit check before segmenting; the weights are untouched.
+"$PY" scripts/record_training_data.py "$WORK/brain-tissue-t1.safetensors" \
+  --images "$WORK/brain_train1_image.nii.gz" "$WORK/brain_train2_image.nii.gz" \
+  --mr-contrast T1 --skull-stripped yes
+"$PY" scripts/record_training_data.py "$WORK/head-ct-tissue.safetensors" \
+  --images "$WORK/headct_train_image.nii.gz"

@@ -34,6 +34,8 @@ from napari_medseg.errors import GeometryMismatchError
 
 #: Modalities napari-medseg knows by name (DICOM Modality codes); anything else is "unknown".
 MODALITIES = ("CT", "MR", "PT", "US", "XR", "unknown")
+#: MR contrasts (weightings) napari-medseg names; ``None`` stands for "not known".
+MR_CONTRASTS = ("T1", "T2", "FLAIR", "PD")
 
 
 @dataclass(frozen=True, eq=False)
@@ -206,6 +208,15 @@ class Scan:
         Spacing, origin and direction in array-axis order (see the module docstring).
     modality
         DICOM modality code (``"CT"``, ``"MR"``, ``"PT"``...) or ``"unknown"``.
+    modality_reason
+        How the modality was decided, for people (``"DICOM Modality"``, ``"file name
+        'head_ct'"``, ``"intensities: ... air (-1000 HU) ..."``); empty when not recorded.
+    mr_contrast
+        MR weighting where a header or the name says: ``"T1"``, ``"T2"``, ``"FLAIR"``,
+        ``"PD"``; ``None`` when not known.
+    skull_stripped
+        For brain MR: ``True`` skull-stripped, ``False`` not a skull-stripped brain, ``None``
+        not known (see :mod:`napari_medseg.io.modality`).
     metadata
         Free-form header fields of the source (strings), e.g. DICOM tags.
     source
@@ -220,6 +231,9 @@ class Scan:
     metadata: dict[str, str] = field(default_factory=dict)
     source: Path | None = None
     display_name: str | None = None
+    modality_reason: str = ""
+    mr_contrast: str | None = None
+    skull_stripped: bool | None = None
 
     def __post_init__(self) -> None:
         if self.array.ndim != self.geometry.ndim:

@@ -1,4 +1,5 @@
-"""``napari-medseg info`` and ``convert`` as a person runs them: exit codes, one-line errors."""
+"""``napari-medseg info``, ``convert`` and ``evaluate`` as a person runs them: exit codes,
+one-line errors."""
 
 from __future__ import annotations
 
@@ -186,3 +187,31 @@ def test_predict_to_dicom_seg_from_a_nifti_scan_fails_before_the_run(shared_data
     assert code == 1
     assert "not read from a DICOM series" in capsys.readouterr().err
     assert not (tmp_path / "pred.dcm").exists()
+
+
+def test_evaluate_shows_the_references_names_and_what_was_averaged(shared_data, tmp_path,
+                                                                    capsys):
+    from napari_medseg.io import write_label_map
+    from napari_medseg.scan import LabelMap
+
+    truth_path = shared_data / "mri_lesion" / "brain1_label.nrrd"  # a lesion mask, unnamed
+    truth = read_label_map(truth_path)
+    tissue = np.zeros(truth.shape, np.uint8)
+    tissue[truth.array == 1] = 1  # the lesion, called grey matter by a 'tissue model'
+    tissue[:, :20, :20] = 2
+    pred = write_label_map(LabelMap(tissue, truth.geometry, {0: "background", 1: "grey matter",
+                                                             2: "white matter"}),
+                           tmp_path / "tissue.nrrd")
+    assert main(["evaluate", "--pred", str(pred), "--truth", str(truth_path),
+                 "--no-surface"]) == 0
+    table = capsys.readouterr().out
+    assert "    1  class 1 " in table  # the reference's name
+    assert "1 grey matter (value)" in table
+    assert "2 white matter (prediction only) *" in table
+    assert "means over the reference's classes present in either map: 1 class 1" in table
+    assert main(["evaluate", "--pred", str(pred), "--truth", str(truth_path), "--no-surface",
+                 "--match", "name", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [c["matched_by"] for c in report["classes"]] == [
+        "reference only", "prediction only", "prediction only"]
+    assert report["mean"]["dice"] == 0.0  # the lesion, unmatched by name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ import SimpleITK as sitk
 
 from napari_medseg.cli import main
 from napari_medseg.io import read_label_map, read_scan
+from napari_medseg.scan import Geometry
 from tests.conftest import save_tiny_ct_checkpoint
 
 
@@ -66,3 +68,62 @@ def test_models_lists_zoo_and_checkpoints(capsys, tmp_path, monkeypatch, checkpo
     names = {m["name"] for m in listing["zoo"]}
     assert {"unet", "segnet", "deeplab-v3plus", "vnet"} <= names
     assert any(c["name"] == "tiny" and not c["builtin"] for c in listing["checkpoints"])
+
+
+def _crop(path, folder):
+    """A small real scan (a corner of ``path``'s middle slices) written as NIfTI."""
+    from napari_medseg.io import write_scan
+
+    scan = read_scan(path)
+    z = scan.shape[0] // 2
+    g = scan.geometry
+    moved = Geometry(spacing=g.spacing, origin=tuple(g.index_to_world([z - 6, 20, 20])),
+                     direction=g.direction)
+    small = dataclasses.replace(scan, array=scan.array[z - 6:z + 6, 20:84, 20:84].copy(),
+                                geometry=moved)
+    name = path.name.split("_")[0] + "_crop.nii.gz"
+    return write_scan(small, folder / name)
+
+
+def test_predict_warns_when_the_model_does_not_fit_and_strict_refuses(
+    shared_data, checkpoint, tmp_path, capsys
+):
+    mr = str(_crop(shared_data / "mri_lesion" / "brain1_image.nrrd", tmp_path))  # MR, CT model
+    out = tmp_path / "labels.nii.gz"
+    common = ["predict", "--model", str(checkpoint), "--input", mr, "--device", "cpu",
+              "--tile", "16", "32", "32", "--quiet"]
+    assert main([*common, "--output", str(out), "--strict"]) == 1
+    err = capsys.readouterr().err
+    assert "warning: [other-modality] brain1_crop is MR" in err
+    assert "error: --strict: tiny does not fit brain1_crop (other-modality, spacing)" in err
+    assert not out.exists()  # refused before any work
+    # without --strict the person may insist: it runs, the warning stays on stderr
+    assert main([*common, "--output", str(out)]) == 0
+    assert "warning: [other-modality]" in capsys.readouterr().err
+    assert out.exists()
+
+
+def test_strict_runs_a_model_that_fits_and_modality_overrides_the_guess(
+    shared_data, checkpoint, tmp_path, capsys
+):
+    ct = str(_crop(shared_data / "ct_abdomen" / "example_ct_sm.nii.gz", tmp_path))
+    out = tmp_path / "ct.nii.gz"
+    assert main(["predict", "--model", str(checkpoint), "--input", ct, "--output", str(out),
+                 "--device", "cpu", "--quiet", "--strict"]) == 0
+    err = capsys.readouterr().err
+    assert "info: [fit-unknown]" in err  # an older checkpoint: a note, no refusal
+    assert "warning" not in err
+    # the person says the scan is MR: the check believes them
+    assert main(["predict", "--model", str(checkpoint), "--input", ct, "--output",
+                 str(tmp_path / "as_mr.nii.gz"), "--modality", "MR", "--strict"]) == 1
+    assert "MR (given by the caller) but tiny was trained on CT" in capsys.readouterr().err
+
+
+def test_a_cohort_refuses_strict_rather_than_ignoring_it(shared_data, checkpoint, tmp_path,
+                                                         capsys):
+    manifest = tmp_path / "cases.txt"
+    manifest.write_text(str(shared_data / "ct_abdomen" / "example_ct_sm.nii.gz") + "\n")
+    assert main(["predict", "--model", str(checkpoint), "--input-list", str(manifest),
+                 "--output-dir", str(tmp_path / "out"), "--strict"]) == 1
+    assert "cohorts are not fit-checked yet" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -1,4 +1,5 @@
-"""``napari-medseg train / finetune / evaluate`` on tiny files (seconds, CPU)."""
+"""``napari-medseg train / finetune / evaluate`` on tiny files (seconds, CPU): the CLI's own
+conversion of flags and files; what the runs learn is tested in tests/training."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from napari_medseg.cli import evaluate, finetune, train
 from napari_medseg.errors import CheckpointExistsError, MedsegError, TrainingError
-from napari_medseg.io import write_label_map, write_scan
+from napari_medseg.io import read_label_map, write_label_map, write_scan
 from napari_medseg.models import load_checkpoint
 from napari_medseg.scan import Geometry, LabelMap, Scan
 
@@ -46,36 +47,85 @@ def files(tmp_path):
     return tmp_path
 
 
-TINY = ["--steps", "3", "--batch", "1", "--patch", "8", "16", "16", "--validate-every", "2",
-        "--device", "cpu", "--quiet", "--no-augment"]
+#: A 2D U-Net across the slices, on whole 16 x 16 slices: learns these blocks in 60 steps.
+LOOP = ["--steps", "60", "--batch", "4", "--patch", "16", "16", "--validate-every", "10",
+        "--lr", "1e-2", "--device", "cpu", "--quiet", "--no-augment"]
+TINY = ["--dims", "2", *LOOP]
 
 
-def test_train_finetune_evaluate(files, capsys) -> None:
-    ckpt = files / "m.safetensors"
-    assert _run(["train", "--model", "unet-3d", "--features", "4", "8",
-                 "--images", str(files / "ct.nii.gz"), "--labels", str(files / "sparse.nii.gz"),
-                 "--ignore-value", "255", "--classes", "3", "--normalization", "ct_window",
-                 "--window", "-50", "200", "--class-names", "1=organ", "2=core",
-                 "--val", str(files / "ct.nii.gz"), str(files / "labels.nii.gz"),
-                 "--out", str(ckpt), *TINY]) == 0
+def _train(files, out, *extra: str) -> int:
+    return _run(["train", "--model", "unet", "--features", "8", "16", "--images",
+                 str(files / "ct.nii.gz"), "--labels", str(files / "sparse.nii.gz"),
+                 "--ignore-value", "255", "--out", str(out), *TINY, *extra])
+
+
+def test_train_flags_reach_the_checkpoint_and_the_segment_file(files, capsys) -> None:
+    ckpt, mask = files / "m.safetensors", files / "mask_out.nrrd"
+    assert _train(files, ckpt, "--classes", "3", "--normalization", "ct_window", "--window",
+                  "-50", "200", "--class-names", "1=organ", "2=core", "--val",
+                  str(files / "ct.nii.gz"), str(files / "labels.nii.gz"),
+                  "--segment", str(mask)) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {ckpt}" in out
+    assert f"wrote {mask}" in out
     _, spec = load_checkpoint(ckpt)
     assert spec.class_names[1] == "organ"
     assert spec.out_channels == 3
+    assert spec.intensity[0].window == (-50.0, 200.0)
+    assert spec.options["features"] == [8, 16]
+    assert (spec.spatial_dims, spec.slice_axis) == (2, 0)
     assert spec.provenance["command"].startswith("napari-medseg train")
     assert spec.provenance["heldout_metrics"][0]["classes"][0]["name"] == "organ"
     assert all(v.startswith("sha256:") for v in spec.provenance["data"].values())
+    written = read_label_map(mask)
+    truth = read_label_map(files / "labels.nii.gz")
+    assert written.shape == truth.shape
+    # the mask keeps the person's labels where they labeled (every odd slice)
+    np.testing.assert_array_equal(written.array[1::2], truth.array[1::2])
+    with pytest.raises(CheckpointExistsError):
+        _train(files, ckpt)
 
+
+def test_a_run_that_learns_nothing_writes_nothing(files) -> None:
+    ckpt = files / "never.safetensors"
+    with pytest.raises(TrainingError, match="learned nothing, so no model was saved"):
+        _run(["train", "--model", "unet-3d", "--features", "4", "8", "--images",
+              str(files / "ct.nii.gz"), "--labels", str(files / "sparse.nii.gz"),
+              "--ignore-value", "255", "--out", str(ckpt), "--dims", "3", "--steps", "1",
+              "--batch", "1", "--patch", "8", "16", "16", "--device", "cpu", "--quiet",
+              "--no-augment", "--lr", "1e-5"])
+    assert not ckpt.exists()
+
+
+def test_finetune_writes_a_new_version_or_keeps_the_parent(files, capsys) -> None:
+    parent = files / "m.safetensors"
+    assert _train(files, parent) == 0
+    # the person's new labels move the core: the parent is wrong there, a fine-tune learns it
+    labels = read_label_map(files / "labels.nii.gz")
+    moved = labels.array.copy()
+    moved[moved == 2] = 1
+    moved[2:6, 4:8, 8:12] = 2
+    write_label_map(LabelMap(moved, labels.geometry), files / "moved.nii.gz")
     tuned = files / "m2.safetensors"
-    assert _run(["finetune", "--checkpoint", str(ckpt), "--image", str(files / "ct.nii.gz"),
-                 "--labels", str(files / "labels.nii.gz"), "--labeled-mask",
-                 str(files / "mask.nii.gz"), "--compare", "--out", str(tuned), *TINY]) == 0
+    assert _run(["finetune", "--checkpoint", str(parent), "--image", str(files / "ct.nii.gz"),
+                 "--labels", str(files / "moved.nii.gz"), "--compare", "--out", str(tuned),
+                 *LOOP]) == 0
     assert "labeled voxels: Dice" in capsys.readouterr().out
     _, tuned_spec = load_checkpoint(tuned)
-    assert tuned_spec.provenance["parent"] == str(ckpt)
+    assert tuned_spec.provenance["parent"] == str(parent)
     with pytest.raises(CheckpointExistsError):
-        _run(["finetune", "--checkpoint", str(ckpt), "--image", str(files / "ct.nii.gz"),
-              "--labels", str(files / "labels.nii.gz"), "--out", str(tuned), *TINY])
+        _run(["finetune", "--checkpoint", str(parent), "--image", str(files / "ct.nii.gz"),
+              "--labels", str(files / "labels.nii.gz"), "--out", str(tuned), *LOOP])
+    # labels the model already gets right: no gain, nothing written, exit status 3
+    same = files / "same.safetensors"
+    assert _run(["finetune", "--checkpoint", str(tuned), "--image", str(files / "ct.nii.gz"),
+                 "--labels", str(files / "moved.nii.gz"), "--out", str(same), *LOOP]) == (
+        finetune.KEPT_PARENT)
+    assert "kept the starting model" in capsys.readouterr().out
+    assert not same.exists()
 
+
+def test_evaluate_prints_and_exports(files, capsys) -> None:
     assert _run(["evaluate", "--pred", str(files / "labels.nii.gz"), "--truth",
                  str(files / "labels.nii.gz"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -90,23 +140,21 @@ def test_train_finetune_evaluate(files, capsys) -> None:
 
 def test_finetune_refuses_bad_labels(files) -> None:
     ckpt = files / "m.safetensors"
-    _run(["train", "--model", "unet-3d", "--features", "4", "8", "--images",
-          str(files / "ct.nii.gz"), "--labels", str(files / "labels.nii.gz"), "--out", str(ckpt),
-          *TINY])
+    assert _train(files, ckpt) == 0
     with pytest.raises(TrainingError, match=r"class value\(s\) \[9\]"):
         _run(["finetune", "--checkpoint", str(ckpt), "--image", str(files / "ct.nii.gz"),
               "--labels", str(files / "bad.nii.gz"), "--out", str(files / "n.safetensors"),
-              *TINY])
+              *LOOP])
     empty = files / "empty.nii.gz"
     write_label_map(LabelMap(np.zeros((8, 16, 16), np.uint8), Geometry.identity(3, (2, 1, 1))),
                     empty)
     with pytest.raises(TrainingError, match="no labeled voxel"):
         _run(["finetune", "--checkpoint", str(ckpt), "--image", str(files / "ct.nii.gz"),
               "--labels", str(files / "labels.nii.gz"), "--labeled-mask", str(empty),
-              "--out", str(files / "n.safetensors"), *TINY])
+              "--out", str(files / "n.safetensors"), *LOOP])
     with pytest.raises(MedsegError, match="different grids"):
         _run(["finetune", "--checkpoint", str(ckpt), "--image", str(files / "ct.nii.gz"),
-              "--labels", str(_other_grid(files)), "--out", str(files / "n.safetensors"), *TINY])
+              "--labels", str(_other_grid(files)), "--out", str(files / "n.safetensors"), *LOOP])
     assert not (files / "n.safetensors").exists()
 
 

@@ -27,9 +27,10 @@ def test_one_event_per_class_and_the_numbers_of_evaluate(pair):
     events = []
     result = run_to_end(evaluate_job(pred, truth), events.append)
     assert [(e.done, e.total) for e in events if isinstance(e, Progress)] == [(1, 2), (2, 2)]
-    assert events[-1].message == "class 2 of 2 (spleen)"
+    assert events[-1].message == "class 2 of 2 (class 3)"
     assert result == evaluate(pred, truth)
-    assert [r.name for r in result.rows] == ["liver", "spleen"]  # the prediction's names
+    assert [r.name for r in result.rows] == ["class 1", "class 3"]  # the reference's names
+    assert [r.pred_name for r in result.rows] == ["liver", "spleen"]  # matched by value
     assert 0.7 < result.rows[0].dice < 1.0
 
 

@@ -88,12 +88,19 @@ def test_evaluate_table_json_csv() -> None:
     pred = LabelMap(_blobs(3), g, {0: "background", 1: "liver", 2: "spleen"})
     truth = LabelMap(_blobs(3), g)
     result = evaluate(pred, truth)
-    assert [r.name for r in result.rows] == ["liver", "spleen"]
+    # the reference's names (it has none of its own), the prediction's beside them
+    assert [r.name for r in result.rows] == ["class 1", "class 2"]
+    assert [r.pred_name for r in result.rows] == ["liver", "spleen"]
+    assert [r.matched_by for r in result.rows] == ["value", "value"]
     assert result.mean("dice") == 1.0
     assert result.rows[0].hd95_mm == 0.0
     assert '"dice": 1.0' in result.to_json()
     assert result.to_csv().splitlines()[0].startswith("label,name,dice")
-    assert "mean" in result.format_table()
+    table = result.format_table()
+    assert "mean" in table
+    assert "1 liver (value)" in table
+    assert "means over the reference's classes present in either map: 1 class 1, 2 class 2" \
+        in table
 
 
 def test_evaluate_refuses_other_grid() -> None:

@@ -20,6 +20,7 @@ from napari_medseg.models import (
     save_checkpoint,
 )
 from napari_medseg.models.checkpoint import SPEC_KEY, read_header
+from napari_medseg.models.training_record import ChannelRecord, Spread, TrainingDataRecord
 
 OPTIONS = {"features": [4, 8, 16]}
 
@@ -144,6 +145,58 @@ def test_malformed_spec_is_refused(tmp_path: Path) -> None:
     data["format_version"] = 99
     with pytest.raises(CheckpointError, match="newer"):
         load_checkpoint(_write(tmp_path / "c.safetensors", json.dumps(data)))
+
+
+def _record(channels: int = 2) -> TrainingDataRecord:
+    levels = (5.0, 50.0, 95.0)
+    spread = Spread(median=(0.1, 0.5, 0.9), low=(0.0, 0.4, 0.8), high=(0.2, 0.6, 1.0))
+    return TrainingDataRecord(
+        n_scans=3, levels=levels,
+        channels=tuple(ChannelRecord(modality=m, raw=spread, normalised=spread,
+                                     mr_contrast="T1" if m == "MR" else None)
+                       for m in ("CT", "MR")[:channels]),
+        spacing_mm=Spread((1.5, 1.5), (1.0, 1.0), (2.0, 2.0)),
+        extent_mm=Spread((300.0, 300.0), (250.0, 250.0), (350.0, 350.0)),
+        body_mm=Spread((280.0,), (250.0,), (300.0,)))
+
+
+def test_training_data_record_round_trips_and_older_specs_have_none(tmp_path: Path) -> None:
+    path = save_checkpoint(_model(), _spec(training_data=_record()), tmp_path / "m.safetensors")
+    _, spec = read_header(path)
+    assert spec.training_data == _record()
+    assert spec.training_data.channels[1].mr_contrast == "T1"
+    old = json.loads(_spec().to_json())
+    assert "training_data" not in old  # files without a record are what older versions wrote
+    assert CheckpointSpec.from_json(json.dumps(old)).training_data is None
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    (lambda r: r.update(n_scans=0), "n_scans=0"),
+    (lambda r: r.update(n_scans="3"), "whole number"),
+    (lambda r: r.update(colour="red"), "unknown fields"),
+    (lambda r: r["channels"][0].update(modality="CAT"), "not one of"),
+    (lambda r: r["channels"][0].update(mr_contrast="T7"), "mr_contrast"),
+    (lambda r: r["channels"][0].update(skull_stripped="yes"), "skull_stripped"),
+    (lambda r: r["channels"][0]["raw"].update(median=[0.1, 0.5]), "raw.median has 2 values"),
+    (lambda r: r["channels"][0]["raw"].update(low=[0.1, "x", 0.2]), "finite numbers"),
+    (lambda r: r["spacing_mm"].update(high=[1.0, 1.0, 1.0, 1.0]), "spacing_mm.high"),
+    (lambda r: r["body_mm"].update(low=[400.0]), "must not exceed"),
+    (lambda r: r.update(channels=r["channels"][:1]), "1 channel"),
+    (lambda r: r.update(channels="CT"), "channels must be a list"),
+    (lambda r: r.update(levels=[50.0, 5.0, 95.0]), "increasing percentiles"),
+])
+def test_malformed_training_data_records_are_refused(tmp_path: Path, change, match) -> None:
+    data = json.loads(_spec(training_data=_record()).to_json())
+    change(data["training_data"])
+    with pytest.raises(CheckpointError, match=match):
+        read_header(_write(tmp_path / "m.safetensors", json.dumps(data)))
+
+
+def test_non_finite_record_values_are_refused(tmp_path: Path) -> None:
+    text = _spec(training_data=_record()).to_json().replace('"median": [280.0]',
+                                                            '"median": [NaN]')
+    with pytest.raises(CheckpointError, match="finite numbers"):
+        read_header(_write(tmp_path / "m.safetensors", text))
 
 
 def test_wrong_tensor_names_and_shapes_are_listed(tmp_path: Path) -> None:

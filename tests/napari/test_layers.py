@@ -11,8 +11,11 @@ from scipy.spatial.transform import Rotation
 
 from napari_medseg._napari.layers import (
     MODALITY_KEY,
+    MODALITY_REASON_KEY,
     MODEL_KEY,
+    MR_CONTRAST_KEY,
     OVERLAY_KEY,
+    SKULL_STRIPPED_KEY,
     SOURCE_KEY,
     is_overlay,
     label_layer_data,
@@ -46,17 +49,20 @@ def _close(a: Geometry, b: Geometry) -> None:
 def test_a_scan_goes_to_a_layer_and_back_with_geometry_modality_source_and_name(oblique):
     rng = np.random.default_rng(0)
     scan = Scan(rng.integers(-1000, 1000, (4, 5, 6)).astype(np.int16), oblique, "CT",
-                source=Path("/data/ct.nii.gz"))
+                source=Path("/data/ct.nii.gz"), modality_reason="DICOM Modality 'CT'")
     layer = Layer.create(*scan_layer_data(scan))
     assert isinstance(layer, Image)
     assert layer.name == "ct"
-    assert set(layer.metadata) == {MODALITY_KEY, SOURCE_KEY}  # no second copy of the geometry
+    # the modality and how it was told, no second copy of the geometry
+    assert set(layer.metadata) == {MODALITY_KEY, MODALITY_REASON_KEY, MR_CONTRAST_KEY,
+                                   SKULL_STRIPPED_KEY, SOURCE_KEY}
     for i in ([0, 0, 0], [3, 4, 5], [1, 2, 3]):  # voxels shown at their physical place
         np.testing.assert_allclose(layer.data_to_world(i), oblique.index_to_world(i), atol=1e-9)
     back = scan_from_layer(layer)
     _close(back.geometry, oblique)
     assert back.array is layer.data or np.shares_memory(back.array, layer.data)  # no copy
     assert (back.modality, back.source, back.name) == ("CT", Path("/data/ct.nii.gz"), "ct")
+    assert back.modality_reason == "DICOM Modality 'CT'"
     layer.name = "my CT"
     assert scan_from_layer(layer).name == "my CT"  # messages name the layer as shown
 

@@ -28,6 +28,32 @@ def test_scan_widget_shows_geometry_and_applies_presets(make_napari_viewer):
     assert np.percentile(image.data, 99) == pytest.approx(hi, abs=1)
 
 
+def test_scan_widget_shows_how_the_modality_was_told_and_lets_a_person_change_it(
+        make_napari_viewer):
+    from napari_medseg._napari.layers import MODALITY_REASON_KEY, scan_from_layer
+
+    viewer = make_napari_viewer()
+    mr = viewer.open_sample("napari-medseg", "mr_brain_lesion")[0]  # NRRD without a tag
+    widget = ScanWidget(viewer)
+    widget.layer.value = mr
+    assert widget.modality.value == "MR"
+    assert "MR (file name 'mr_brain_lesion')" in widget.info.value
+    assert "1-99 percentiles" in widget.preset.choices
+    widget.modality.value = "CT"  # as a person would
+    assert mr.metadata["medseg_modality"] == "CT"
+    assert mr.metadata[MODALITY_REASON_KEY] == "set on the Scan tab"
+    assert "CT (set on the Scan tab)" in widget.info.value
+    assert "bone" in widget.preset.choices  # CT windows now
+    scan = scan_from_layer(mr)  # what Segment and the fit check see
+    assert (scan.modality, scan.modality_reason) == ("CT", "set on the Scan tab")
+    ct = viewer.open_sample("napari-medseg", "ct_abdomen")[0]
+    widget.reset_choices()  # what napari does when layers change
+    widget.layer.value = ct  # following another layer changes neither layer
+    assert widget.modality.value == "CT"
+    assert mr.metadata["medseg_modality"] == "CT"
+    assert ct.metadata[MODALITY_REASON_KEY] == "file name 'ct_abdomen'"
+
+
 def test_main_job_window_docks_widgets_and_shows_a_scan(qtbot, tmp_path, make_napari_viewer):
     viewer = open_viewer(sample="ct_abdomen", viewer=make_napari_viewer(show=True))
     assert "Scan" in widget_names()

@@ -20,10 +20,10 @@ Geometry travels in one form: the layer's own transform.  A layer shows voxel ``
 :mod:`napari_medseg.scan`, an axis-aligned scan has ``translate == origin`` and an identity
 affine, and a layer a person moves (or a script creates) is read back where it is shown.
 Class names travel in the Labels layer's features table (columns ``index`` and ``class``).
-Layer metadata holds what a transform cannot: the modality, the source file, the DICOM
-series a scan was read from, the model that made a prediction, whether a layer is an overlay,
-and for label maps the scan they were made on, their provenance record and coded terms (the
-keys below).
+Layer metadata holds what a transform cannot: the modality (and how it was decided), the
+source file, the DICOM series a scan was read from, the model that made a prediction, its fit
+check, whether a layer is an overlay, and for label maps the scan they were made on, their
+provenance record and coded terms (the keys below).
 """
 
 from __future__ import annotations
@@ -38,10 +38,15 @@ from napari_medseg.display import default_contrast_limits
 from napari_medseg.errors import GeometryMismatchError
 from napari_medseg.io.dicom_reference import REFERENCE_KEY
 from napari_medseg.io.itk import to_label_array
-from napari_medseg.scan import Geometry, LabelMap, Scan
+from napari_medseg.scan import MODALITIES, Geometry, LabelMap, Scan
 
 #: Layer metadata: the scan's DICOM modality code (``"CT"``, ``"MR"``...).
 MODALITY_KEY = "medseg_modality"
+#: Layer metadata: how the modality was decided (``Scan.modality_reason``), the MR contrast
+#: and whether the scan is skull-stripped (``None``: not known).
+MODALITY_REASON_KEY = "medseg_modality_reason"
+MR_CONTRAST_KEY = "medseg_mr_contrast"
+SKULL_STRIPPED_KEY = "medseg_skull_stripped"
 #: Layer metadata: the file or folder the layer was read from (``None`` when made here).
 SOURCE_KEY = "medseg_source"
 #: Image and Labels layers: the DICOM series the scan was read from (a DicomSeriesReference as
@@ -58,6 +63,8 @@ MODEL_KEY = "medseg_model"
 OVERLAY_KEY = "medseg_overlay"
 #: Overlays made before :data:`OVERLAY_KEY` existed are known by this end of their name.
 OVERLAY_SUFFIX = " labeled region"
+#: Labels layer metadata: the fit check of the model on the scan (``FitReport.to_dict()``).
+FIT_KEY = "medseg_fit"
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -131,8 +138,13 @@ def scan_layer_data(scan: Scan, *, name: str | None = None, **display: Any) -> L
     modality, with the DICOM series it was read from (if it was); ``display`` (colormap,
     blending, opacity, visible, contrast_limits...) overrides those defaults."""
     kwargs = geometry_kwargs(scan.geometry)
-    metadata = {MODALITY_KEY: scan.modality,
-                SOURCE_KEY: str(scan.source) if scan.source else None}
+    metadata: dict[str, Any] = {
+        MODALITY_KEY: scan.modality,
+        MODALITY_REASON_KEY: scan.modality_reason,
+        MR_CONTRAST_KEY: scan.mr_contrast,
+        SKULL_STRIPPED_KEY: scan.skull_stripped,
+        SOURCE_KEY: str(scan.source) if scan.source else None,
+    }
     if scan.metadata.get(REFERENCE_KEY):  # read from a DICOM series
         metadata[DICOM_REFERENCE_KEY] = scan.metadata[REFERENCE_KEY]
     kwargs.update(
@@ -161,12 +173,29 @@ def scan_from_layer_data(data: Any, meta: Mapping[str, Any]) -> Scan:
     return Scan(array=array, geometry=geometry_from_layer_meta(meta, array.ndim),
                 modality=str(metadata.get(MODALITY_KEY, "unknown")),
                 metadata={REFERENCE_KEY: str(reference)} if reference else {},
-                source=_source(metadata), display_name=name)
+                source=_source(metadata), display_name=name,
+                modality_reason=str(metadata.get(MODALITY_REASON_KEY) or ""),
+                mr_contrast=metadata.get(MR_CONTRAST_KEY),
+                skull_stripped=metadata.get(SKULL_STRIPPED_KEY))
 
 
 def scan_from_layer(layer: Any) -> Scan:
     """A :class:`Scan` of an Image layer (its data, not a copy), named as the layer."""
     return scan_from_layer_data(layer.data, layer_meta(layer))
+
+
+def set_layer_modality(layer: Any, modality: str, *, reason: str) -> None:
+    """Change an Image layer's modality (metadata), saying how it was decided.
+
+    The MR contrast and skull stripping stay only while the modality stays MR.
+    """
+    if modality not in MODALITIES:
+        msg = f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}"
+        raise ValueError(msg)
+    meta = layer.metadata
+    meta[MODALITY_KEY], meta[MODALITY_REASON_KEY] = modality, reason
+    if modality != "MR":
+        meta[MR_CONTRAST_KEY] = meta[SKULL_STRIPPED_KEY] = None
 
 
 # ---------------------------------------------------------------- label maps

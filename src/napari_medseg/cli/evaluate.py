@@ -1,11 +1,14 @@
 """``napari-medseg evaluate``: compare a predicted label map with a reference, per class.
 
     napari-medseg evaluate --pred P --truth T [--json] [--csv FILE] [--classes K ...]
-        [--no-surface]
+        [--match auto|value|name] [--no-surface]
 
-Prints Dice, IoU, HD95 and ASSD (mm) and volumes (ml) per class; ``--json`` prints JSON
-instead of the table.  Both files must lie on one grid.  The work is the core's
-:func:`~napari_medseg.metrics.evaluate_job`.
+Prints Dice, IoU, HD95 and ASSD (mm) and volumes (ml) per class of the reference, with the
+reference's class names and the prediction class matched to each (by name where both name
+them, else by value; ``--match`` forces one), then the prediction's classes the reference
+does not have.  Means cover the reference's classes present in either map, and the table
+says which.  ``--json`` prints JSON instead of the table.  Both files must lie on one grid.
+The work is the core's :func:`~napari_medseg.metrics.evaluate_job`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("evaluate", help="Dice/IoU/HD95/ASSD/volumes of a prediction")
     p.add_argument("--pred", required=True, type=Path, help="predicted label map")
     p.add_argument("--truth", required=True, type=Path, help="reference label map")
-    add_option_flags(p, EvaluateOptions)  # --classes, --no-surface
+    add_option_flags(p, EvaluateOptions)  # --classes, --no-surface, --match
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--csv", type=Path, help="also write the table as CSV to this file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")

@@ -2,13 +2,15 @@
 
     napari-medseg predict --model NAME_OR_CHECKPOINT --input SCAN [--input SCAN2 ...]
         --output LABELS [--probabilities FILE] [--device D] [--tile Z Y X] [--overlap F]
-        [--tta] [--batch N] [--slice-axis A] [--overwrite]
+        [--tta] [--batch N] [--slice-axis A] [--modality M] [--strict] [--overwrite]
 
 ``--output seg.dcm`` writes a DICOM-SEG on the input's DICOM series (the input must be one);
 every label map gets its provenance record beside it (``LABELS.provenance.json``).
 
 Several ``--input`` are the channels of a multi-modal model (on one grid); several
-``--model`` form an ensemble.  The output has the first input's geometry.
+``--model`` form an ensemble.  The output has the first input's geometry.  Before running,
+the fit check (:mod:`napari_medseg.inference.fit`) compares the scan with what each model
+was trained on and prints its findings on stderr; ``--strict`` refuses to run on a warning.
 
 A cohort: ``--input-list MANIFEST --output-dir DIR`` (a CSV/JSON/text manifest or a folder of
 scans, see :mod:`napari_medseg.inference.cohort`) segments every case with the model loaded
@@ -31,6 +33,7 @@ from napari_medseg.cli.progress import TerminalProgress
 from napari_medseg.errors import MedsegError
 from napari_medseg.io.atomic import check_can_write
 from napari_medseg.io.formats import check_writable_suffix
+from napari_medseg.scan import MODALITIES
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -57,6 +60,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="also write per-class probabilities (multi-component .nrrd/.mha)")
     add_option_flags(p, SegmentOptions)  # --device --tile --overlap --tta --batch ...
     p.add_argument("--series", help="DICOM series (index or UID) when a folder has several")
+    p.add_argument("--modality", choices=MODALITIES,
+                   help="the scans' modality, when headers and intensities do not tell it")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse to run when the fit check warns (other modality, ...)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
@@ -73,6 +80,7 @@ def segment_options(args: argparse.Namespace, **fixed: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     from napari_medseg import distributed
     from napari_medseg.events import run_to_end
+    from napari_medseg.inference.fit import check_model
     from napari_medseg.inference.segment import segment_job
     from napari_medseg.io import read_scan, write_label_map, write_probabilities
     from napari_medseg.io.write import PROBABILITY_SUFFIXES, check_label_target
@@ -99,8 +107,13 @@ def run(args: argparse.Namespace) -> int:
         msg = "--probabilities must be a .nrrd or .mha file (one component per class)"
         raise MedsegError(msg)
     options = segment_options(args)
-    scans = [read_scan(path, series=args.series) for path in args.input]
+    scans = [read_scan(path, series=args.series, modality=args.modality) for path in args.input]
     check_label_target(args.output, overwrite=args.overwrite, reference=scans[0])  # .dcm: DICOM
+    for report in [check_model(model, scans) for model in args.model]:  # before any work
+        for line in report.lines():
+            print(f"napari-medseg predict: {line}", file=sys.stderr)
+        if args.strict and report.warnings:
+            raise MedsegError(report.refusal("--strict"))
     result = run_to_end(segment_job(scans, options, made_by="napari-medseg predict"),
                         TerminalProgress(quiet=args.quiet))
     write_label_map(result.labels, args.output, overwrite=args.overwrite, reference=scans[0],
@@ -140,6 +153,10 @@ def run_cohort(args: argparse.Namespace) -> int:
         raise MedsegError(msg)
     if args.input or args.output or args.probabilities:
         msg = "--input/--output/--probabilities are for one scan; a cohort takes --input-list"
+        raise MedsegError(msg)
+    if args.strict or args.modality:
+        msg = ("--strict and --modality apply to one scan (--input); cohorts are not "
+               "fit-checked yet: check a case first with --input CASE --strict")
         raise MedsegError(msg)
     cases = read_manifest(args.input_list)
     if args.input_list.resolve() == args.output_dir.resolve():

@@ -9,6 +9,7 @@ overlaid by their origins, spacings and directions alone.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -139,14 +140,8 @@ def resample_to(
     if isinstance(moving, LabelMap):
         return LabelMap(array=result, geometry=grid.geometry, class_names=dict(moving.class_names),
                         display_name=moving.display_name)
-    return Scan(
-        array=result,
-        geometry=grid.geometry,
-        modality=moving.modality,
-        metadata=dict(moving.metadata),
-        source=moving.source,
-        display_name=moving.display_name,
-    )
+    # replace() keeps every other field: modality and how it was told, contrast, name...
+    return replace(moving, array=result, geometry=grid.geometry, metadata=dict(moving.metadata))
 
 
 def _with_array(item: Scan | LabelMap, array: Any) -> Scan | LabelMap:
@@ -154,4 +149,4 @@ def _with_array(item: Scan | LabelMap, array: Any) -> Scan | LabelMap:
         return item
     if isinstance(item, LabelMap):
         return LabelMap(array=array, geometry=item.geometry, class_names=dict(item.class_names))
-    return Scan(array=array, geometry=item.geometry, modality=item.modality)
+    return replace(item, array=array, metadata={}, source=None)

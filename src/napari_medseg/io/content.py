@@ -60,25 +60,15 @@ def checked_geometry(name: str, build: Callable[[], Geometry]) -> Geometry:
         raise ScanReadError(msg) from None
 
 
-def guess_modality(array: npt.NDArray[Any], metadata: dict[str, str]) -> str:
-    """DICOM code of the modality from header fields, else from the intensity range.
+def guess_modality(array: npt.NDArray[Any], metadata: dict[str, str], *, name: str = "") -> str:
+    """DICOM code of the modality from headers, the file name, else the intensities.
 
-    Headers win (DICOM ``0008|0060``, our ``medseg_modality`` key, MetaImage ``Modality``).
-    Without one, a signed image reaching below -500 and above +300 is taken for CT in HU;
-    anything else is ``"unknown"`` (display then uses percentiles, as for MR).
+    The code of :func:`napari_medseg.io.modality.read_modality`, which also says how it was
+    decided and reads the MR contrast.
     """
-    for key in ("medseg_modality", "dicom_modality", "0008|0060", "Modality"):
-        value = metadata.get(key, "").strip().upper()
-        if value:
-            value = value.removeprefix("MET_MOD_")
-            return {"MRI": "MR", "PET": "PT"}.get(value, value)
-    signed = np.issubdtype(array.dtype, np.signedinteger)
-    if array.size and (signed or np.issubdtype(array.dtype, np.floating)):
-        sample = array.ravel()[:: max(1, array.size // 200_000)]
-        lo, hi = float(np.min(sample)), float(np.max(sample))
-        if lo <= -500 and hi >= 300:
-            return "CT"
-    return "unknown"
+    from napari_medseg.io.modality import read_modality
+
+    return read_modality(array, metadata, name=name).modality
 
 
 def looks_like_label_map(array: npt.NDArray[Any], name: str) -> bool:

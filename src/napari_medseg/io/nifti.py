@@ -83,9 +83,14 @@ def read_nifti(path: Path) -> tuple[npt.NDArray[Any], Geometry, dict[str, str]]:
         array = np.ascontiguousarray(array)
     geometry = checked_geometry(path.name,
                                 lambda: geometry_from_nifti_affine(image.affine, array.ndim))
-    descrip = bytes(np.asarray(header["descrip"]).tobytes()).split(b"\x00", 1)[0]
-    metadata = {"descrip": descrip.decode("utf-8", errors="replace")}
-    return array, geometry, metadata
+    metadata = {key: _text_field(header, key) for key in ("descrip", "intent_name", "aux_file")}
+    return array, geometry, {k: v for k, v in metadata.items() if v or k == "descrip"}
+
+
+def _text_field(header: Any, key: str) -> str:
+    """A NUL-terminated text field of a NIfTI header (``descrip``, ``intent_name``...)."""
+    raw = bytes(np.asarray(header[key]).tobytes()).split(b"\x00", 1)[0]
+    return raw.decode("utf-8", errors="replace").strip()
 
 
 _CHUNK = 1 << 20

@@ -17,11 +17,12 @@ import numpy.typing as npt
 import SimpleITK as sitk
 
 from napari_medseg.errors import UnsupportedScanError
-from napari_medseg.io.content import check_finite, guess_modality
+from napari_medseg.io.content import check_finite
 from napari_medseg.io.dicom import read_dicom_series
 from napari_medseg.io.dicom_reference import DicomSeriesReference, dicom_reference
 from napari_medseg.io.formats import Format, detect_format
 from napari_medseg.io.itk import CLASS_NAMES_KEY, read_image_file, to_label_array
+from napari_medseg.io.modality import read_modality
 from napari_medseg.io.nifti import read_nifti
 from napari_medseg.io.sidecar import LabelSidecar, read_sidecar
 from napari_medseg.io.write import TERMS_KEY
@@ -67,7 +68,9 @@ def read_scan(
         :func:`napari_medseg.io.list_dicom_series`).  Without it such a folder raises
         :class:`~napari_medseg.errors.AmbiguousDicomSeriesError` listing the series.
     modality
-        Override the modality read from the header or guessed from intensities.
+        Override the modality read from the header or guessed from intensities.  Otherwise
+        :func:`~napari_medseg.io.modality.read_modality` decides (headers, then the file
+        name, then intensities) and ``scan.modality_reason`` says how.
     nan_policy
         ``"raise"`` (default) refuses NaN/inf voxels; ``"fill"`` replaces them with the minimum.
     """
@@ -89,18 +92,18 @@ def read_scan(
             array, geometry = _to_grey(image, path)
             del image
         array = check_finite(array, path.name, nan_policy=nan_policy)
-        scan = Scan(
-            array=array,
-            geometry=geometry,
-            modality=guess_modality(array, metadata),
-            metadata=metadata,
-            source=path,
-        )
+        scan = Scan(array=array, geometry=geometry, metadata=metadata, source=path)
+    guess = read_modality(scan.array, scan.metadata, name=path.name, spacing=scan.spacing)
+    scan.modality, scan.modality_reason = guess.modality, guess.reason
+    scan.mr_contrast, scan.skull_stripped = guess.mr_contrast, guess.skull_stripped
     if modality is not None:
         if modality not in MODALITIES:
             msg = f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}"
             raise ValueError(msg)
-        scan.modality = modality
+        if modality != scan.modality:
+            scan.modality, scan.modality_reason = modality, "given by the caller"
+            scan.mr_contrast = scan.mr_contrast if modality == "MR" else None
+            scan.skull_stripped = scan.skull_stripped if modality == "MR" else None
     return scan
 
 

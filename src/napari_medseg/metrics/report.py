@@ -4,7 +4,9 @@
 Evaluate widget) checks that both lie on one grid and returns an :class:`Evaluation` (Dice,
 IoU, HD95 and ASSD in mm, volumes in ml per class) that prints as a table, or as CSV/JSON,
 yielding a :class:`~napari_medseg.events.Progress` per class; :func:`evaluate` runs it to
-the end.
+the end.  Rows are the reference's classes with its names, each matched to a prediction class
+by name or value (:mod:`napari_medseg.metrics.matching`), then the prediction's classes the
+reference does not have; means run over the reference's classes present in either map.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -24,9 +26,9 @@ import numpy.typing as npt
 from napari_medseg.errors import GeometryMismatchError
 from napari_medseg.events import Job, ProgressClock, run_to_end
 from napari_medseg.io.atomic import write_atomically
-from napari_medseg.metrics.overlap import dice, iou
+from napari_medseg.metrics.matching import match_classes
 from napari_medseg.metrics.surface import assd, hd95
-from napari_medseg.metrics.volumes import class_volumes_ml
+from napari_medseg.metrics.volumes import voxel_volume_ml
 from napari_medseg.options import option
 from napari_medseg.scan import LabelMap
 
@@ -36,15 +38,25 @@ class EvaluateOptions:
     """What to compute: which classes, and whether surface distances (slow on big masks)."""
 
     classes: tuple[int, ...] | None = option(
-        None, metavar="K", help="class values to report (default: every non-zero value present)",
-        gui=False)
+        None, metavar="K", help="reference class values to report (default: every class of "
+        "either map and every class the reference names)", gui=False)
     surface: bool = option(True, label="surface distances (HD95, ASSD)",
                            help="compute the surface distances HD95 and ASSD (the slow part)")
+    match: Literal["auto", "value", "name"] = option(
+        "auto", label="match classes by",
+        help="pair prediction and reference classes by name, then value (auto), or by value "
+             "or name only")
 
 
 @dataclass(frozen=True)
 class ClassMetrics:
-    """Metrics of one class. Distances in mm, volumes in ml; ``nan`` = undefined (absent)."""
+    """Metrics of one class. Distances in mm, volumes in ml; ``nan`` = undefined (absent).
+
+    ``label`` and ``name`` are the reference's class (the prediction's for a class the
+    reference does not have); ``pred_label`` / ``pred_name`` the prediction class matched to
+    it (``None``: none), ``matched_by`` how (:class:`~napari_medseg.metrics.matching.ClassMatch`)
+    and ``averaged`` whether it counts in the means: a reference class present in either map.
+    """
 
     label: int
     name: str
@@ -54,24 +66,51 @@ class ClassMetrics:
     assd_mm: float
     volume_pred_ml: float
     volume_truth_ml: float
+    pred_label: int | None = None
+    pred_name: str | None = None
+    matched_by: str = "value"
+    averaged: bool = True
 
     @property
     def volume_difference_ml(self) -> float:
         return self.volume_pred_ml - self.volume_truth_ml
 
 
+_METRICS = ("dice", "iou", "hd95_mm", "assd_mm")
+
+
 @dataclass(frozen=True)
 class Evaluation:
-    """Per-class metrics of a prediction against a reference, and their means."""
+    """Per-class metrics of a prediction against a reference, and their means.
+
+    Means run over the :attr:`averaged` rows only: the reference's classes present in either
+    map (not the prediction's extra classes, nor classes absent from both).
+    """
 
     rows: list[ClassMetrics]
     spacing: tuple[float, ...]
 
+    @property
+    def averaged(self) -> list[ClassMetrics]:
+        return [r for r in self.rows if r.averaged]
+
     def mean(self, field: str) -> float:
-        """Mean of a metric over the classes where it is finite (``nan`` if none)."""
-        values = [getattr(r, field) for r in self.rows]
+        """Mean of a metric over the averaged classes where it is finite (``nan`` if none)."""
+        values = [getattr(r, field) for r in self.averaged]
         finite = [v for v in values if math.isfinite(v)]
         return float(np.mean(finite)) if finite else float("nan")
+
+    def averaging_note(self) -> str:
+        """Which classes the means cover and which not, and why (one line)."""
+        used = ", ".join(f"{r.label} {r.name}" for r in self.averaged) or "none"
+        left = [r for r in self.rows if not r.averaged]
+        text = f"means over the reference's classes present in either map: {used}"
+        if left:
+            why = {True: "prediction only: the reference has no such class",
+                   False: "absent from both maps"}
+            text += "; not averaged: " + ", ".join(
+                f"{r.label} {r.name} ({why[r.matched_by == 'prediction only']})" for r in left)
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         def clean(v: Any) -> Any:  # JSON has no nan/inf
@@ -80,7 +119,9 @@ class Evaluation:
         return {
             "spacing_mm": list(self.spacing),
             "classes": [{k: clean(v) for k, v in asdict(r).items()} for r in self.rows],
-            "mean": {f: clean(self.mean(f)) for f in ("dice", "iou", "hd95_mm", "assd_mm")},
+            "mean": {f: clean(self.mean(f)) for f in _METRICS},
+            "averaged_labels": [r.label for r in self.averaged],
+            "averaging": self.averaging_note(),
         }
 
     def to_json(self) -> str:
@@ -90,10 +131,10 @@ class Evaluation:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         names = ["label", "name", "dice", "iou", "hd95_mm", "assd_mm", "volume_pred_ml",
-                 "volume_truth_ml"]
+                 "volume_truth_ml", "pred_label", "pred_name", "matched_by", "averaged"]
         writer.writerow(names)
         for r in self.rows:
-            writer.writerow([getattr(r, n) for n in names])
+            writer.writerow(["" if getattr(r, n) is None else getattr(r, n) for n in names])
         return out.getvalue()
 
     def write_csv(self, path: str | Path, *, overwrite: bool = False) -> Path:
@@ -107,74 +148,105 @@ class Evaluation:
         return write_atomically(Path(path), write, overwrite=overwrite)
 
     def format_table(self) -> str:
-        head = (f"{'label':>5}  {'name':<20} {'Dice':>6} {'IoU':>6} {'HD95 mm':>8} "
-                f"{'ASSD mm':>8} {'pred ml':>9} {'true ml':>9}")
+        head = (f"{'label':>5}  {'reference':<20} {'Dice':>6} {'IoU':>6} {'HD95 mm':>8} "
+                f"{'ASSD mm':>8} {'pred ml':>9} {'true ml':>9}  prediction (matched by)")
         lines = [head, "-" * len(head)]
         for r in self.rows:
+            matched = ("-" if r.pred_label is None
+                       else f"{r.pred_label} {r.pred_name or ''}".strip())
             lines.append(f"{r.label:>5}  {r.name[:20]:<20} {r.dice:6.3f} {r.iou:6.3f} "
                          f"{r.hd95_mm:8.2f} {r.assd_mm:8.2f} {r.volume_pred_ml:9.2f} "
-                         f"{r.volume_truth_ml:9.2f}")
+                         f"{r.volume_truth_ml:9.2f}  {matched} ({r.matched_by})"
+                         + ("" if r.averaged else " *"))
         lines.append(f"{'mean':>5}  {'':<20} {self.mean('dice'):6.3f} {self.mean('iou'):6.3f} "
                      f"{self.mean('hd95_mm'):8.2f} {self.mean('assd_mm'):8.2f}")
+        note = self.averaging_note()
+        lines.append(note.replace("; not averaged:", "; * not averaged:"))
         return "\n".join(lines)
 
 
 def evaluate_arrays(pred: npt.NDArray[Any], truth: npt.NDArray[Any], spacing: Sequence[float],
                     *, classes: Sequence[int] | None = None,
-                    class_names: dict[int, str] | None = None,
+                    class_names: Mapping[int, str] | None = None,
+                    truth_names: Mapping[int, str] | None = None,
+                    pred_names: Mapping[int, str] | None = None, match: str = "auto",
                     mask: npt.NDArray[np.bool_] | None = None,
                     surface: bool = True) -> Evaluation:
     """Per-class metrics of two label arrays on one grid (spacing in mm, array-axis order).
 
-    ``classes`` defaults to every non-zero value in either array. ``mask`` restricts Dice,
-    IoU and volumes to its voxels; ``surface=False`` skips HD95/ASSD (``nan``) for speed.
+    Classes are paired by :func:`~napari_medseg.metrics.matching.match_classes`:
+    ``truth_names`` and ``pred_names`` name each side's classes (by name, then by value);
+    ``class_names`` names both when they share one protocol.  ``classes`` restricts the rows
+    to these reference values (default: every non-zero value of either map and every class
+    the reference names).  ``mask`` restricts Dice, IoU and volumes to its voxels;
+    ``surface=False`` skips HD95/ASSD (``nan``) for speed.
     """
-    return run_to_end(_evaluate_arrays_job(pred, truth, spacing, classes=classes,
-                                           class_names=class_names, mask=mask, surface=surface))
+    return run_to_end(_evaluate_arrays_job(
+        pred, truth, spacing, classes=classes, class_names=class_names,
+        truth_names=truth_names, pred_names=pred_names, match=match, mask=mask,
+        surface=surface))
 
 
 def _evaluate_arrays_job(pred: npt.NDArray[Any], truth: npt.NDArray[Any],
                          spacing: Sequence[float], *, classes: Sequence[int] | None,
-                         class_names: dict[int, str] | None, mask: npt.NDArray[np.bool_] | None,
-                         surface: bool) -> Job[Evaluation]:
+                         class_names: Mapping[int, str] | None,
+                         truth_names: Mapping[int, str] | None = None,
+                         pred_names: Mapping[int, str] | None = None, match: str = "auto",
+                         mask: npt.NDArray[np.bool_] | None, surface: bool) -> Job[Evaluation]:
     if pred.shape != truth.shape:
         msg = (f"prediction of shape {pred.shape} and reference of shape {truth.shape} are on "
                "different grids; resample one onto the other first")
         raise GeometryMismatchError(msg)
-    if classes is None:
-        present = {int(v) for v in np.unique(pred)} | {int(v) for v in np.unique(truth)}
-        classes = sorted(present - {0})
-    names = class_names or {}
+    shared = dict(class_names or {})
+    t_names = dict(truth_names) if truth_names is not None else shared
+    p_names = dict(pred_names) if pred_names is not None else shared
+    t_values = [int(v) for v in np.unique(truth)]
+    p_values = [int(v) for v in np.unique(pred)]
+    if classes is not None:
+        wanted = {int(k) for k in classes}
+        t_values = sorted(wanted)
+        t_names = {k: v for k, v in t_names.items() if k in wanted}
+        p_values = [v for v in p_values if v in wanted]
+    pairs = match_classes(t_values, t_names, p_values, p_names, match=match)
     p = pred if mask is None else np.where(mask, pred, 0)
     t = truth if mask is None else np.where(mask, truth, 0)
-    vp = class_volumes_ml(p, spacing, classes)
-    vt = class_volumes_ml(t, spacing, classes)
+    unit = voxel_volume_ml(spacing)
     rows = []
-    clock = ProgressClock("evaluate", len(classes))
-    for done, k in enumerate(classes, start=1):
-        pk, tk = p == k, t == k
+    clock = ProgressClock("evaluate", len(pairs))
+    for done, pair in enumerate(pairs, start=1):
+        pk = p == pair.pred if pair.pred is not None else np.zeros(p.shape, bool)
+        tk = t == pair.truth if pair.truth is not None else np.zeros(t.shape, bool)
+        both, n_p, n_t = (int(np.count_nonzero(pk & tk)), int(np.count_nonzero(pk)),
+                          int(np.count_nonzero(tk)))
         rows.append(ClassMetrics(
-            label=int(k),
-            name=names.get(int(k), f"class {k}"),
-            dice=dice(pred, truth, k, mask=mask),
-            iou=iou(pred, truth, k, mask=mask),
+            label=pair.label,
+            name=pair.name,
+            dice=2.0 * both / (n_p + n_t) if n_p + n_t else float("nan"),
+            iou=both / (n_p + n_t - both) if n_p + n_t else float("nan"),
             hd95_mm=hd95(pk, tk, spacing) if surface else float("nan"),
             assd_mm=assd(pk, tk, spacing) if surface else float("nan"),
-            volume_pred_ml=vp[k],
-            volume_truth_ml=vt[k],
+            volume_pred_ml=n_p * unit,
+            volume_truth_ml=n_t * unit,
+            pred_label=pair.pred,
+            pred_name=pair.pred_name if pair.pred is not None else None,
+            matched_by=pair.by,
+            averaged=pair.truth is not None and n_p + n_t > 0,
         ))
-        yield clock.event(done, message=f"class {done} of {len(classes)} ({rows[-1].name})")
+        yield clock.event(done, message=f"class {done} of {len(pairs)} ({rows[-1].name})")
     return Evaluation(rows=rows, spacing=tuple(float(s) for s in spacing))
 
 
 def evaluate(pred: LabelMap, truth: LabelMap, *, classes: Sequence[int] | None = None,
+             match: Literal["auto", "value", "name"] = "auto",
              mask: npt.NDArray[np.bool_] | None = None, surface: bool = True) -> Evaluation:
     """Per-class metrics of ``pred`` against ``truth``; both must lie on one grid.
 
+    Rows carry the reference's class names; prediction classes are matched to them by name,
+    else by value (``match``, see :func:`~napari_medseg.metrics.matching.match_classes`).
     Raises :class:`~napari_medseg.errors.GeometryMismatchError` naming the difference.
     """
     options = EvaluateOptions(classes=tuple(classes) if classes is not None else None,
-                              surface=surface)
+                              surface=surface, match=match)
     return run_to_end(evaluate_job(pred, truth, options, mask=mask))
 
 
@@ -194,8 +266,7 @@ def evaluate_job(pred: LabelMap, truth: LabelMap, options: EvaluateOptions | Non
         msg = (f"prediction {pred.name!r} and reference {truth.name!r} lie on different grids "
                f"({what}); resample one onto the other (napari-medseg fuse) first")
         raise GeometryMismatchError(msg)
-    names = {**truth.class_names, **{k: v for k, v in pred.class_names.items()
-                                      if not v.startswith("class ")}}
     return (yield from _evaluate_arrays_job(
         pred.array, truth.array, pred.geometry.spacing, classes=options.classes,
-        class_names=names, mask=mask, surface=options.surface))
+        class_names=None, truth_names=truth.class_names, pred_names=pred.class_names,
+        match=options.match, mask=mask, surface=options.surface))

@@ -3,7 +3,10 @@
 A checkpoint is ONE safetensors file: the weights of the registry-built model (names as in
 ``model.state_dict()``, so prefixed ``net.``) and, in the safetensors header's
 ``__metadata__`` under ``"medseg_spec"``, a JSON :class:`CheckpointSpec`: architecture and
-options, channels, class names, intensity contract, target spacing, patch size, provenance.
+options, channels, class names, intensity contract, target spacing, patch size, provenance
+and, in newer checkpoints, a record of the training data (``training_data``:
+modality, spacing, field of view, intensity statistics; the fit check compares scans with
+it).  Older specs have no such field and load as they did ("fit unknown").
 
 Loading reads the header first, validates the spec, builds the model on the ``meta`` device
 (no memory) to check the parameter budget and that every tensor name and shape matches, and
@@ -30,6 +33,7 @@ from torch import nn
 from napari_medseg.errors import CheckpointError, CheckpointExistsError
 
 from .registry import count_parameters, create_model, default_options, meta_device, model_names
+from .training_record import RecordError, TrainingDataRecord
 
 FORMAT_VERSION = 1
 SPEC_KEY = "medseg_spec"
@@ -97,6 +101,11 @@ class CheckpointSpec:
     for 2.5D, the ``context_slices`` k on each side it sees as extra channels (``in_channels =
     scans * (2k + 1)``, each scan's slices ``-k..k`` in a row); ``provenance`` holds e.g.
     ``data_hash``, ``steps``, ``date``, ``command``, ``metrics``, ``parent`` (free-form JSON).
+    ``training_data`` describes the training scans, one channel record per input scan
+    (:class:`~napari_medseg.models.training_record.TrainingDataRecord`, made by
+    :func:`napari_medseg.inference.fit.describe_training_data`); ``None`` in checkpoints
+    made before it existed, and then left out of the JSON, so that older napari-medseg
+    versions read such files as before.
     """
 
     architecture: str
@@ -112,10 +121,15 @@ class CheckpointSpec:
     context_slices: int = 0
     provenance: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    training_data: TrainingDataRecord | None = None
 
     def to_json(self) -> str:
         data = asdict(self)
         data["class_names"] = {str(k): v for k, v in self.class_names.items()}
+        if self.training_data is None:
+            del data["training_data"]
+        else:
+            data["training_data"] = self.training_data.to_dict()
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -129,17 +143,23 @@ class CheckpointSpec:
         if not isinstance(data, dict):
             msg = "the checkpoint spec must be a JSON object"
             raise CheckpointError(msg)
+        try:
+            version = int(data.get("format_version", FORMAT_VERSION))
+        except (TypeError, ValueError, OverflowError):
+            msg = (f"the checkpoint spec's format_version {data.get('format_version')!r} is not "
+                   "a number")
+            raise CheckpointError(msg) from None
+        if version > FORMAT_VERSION:  # before unknown fields: a newer file may have new ones
+            msg = (f"checkpoint format {version} is newer than this napari-medseg reads "
+                   f"({FORMAT_VERSION}); update napari-medseg")
+            raise CheckpointError(msg)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             msg = f"the checkpoint spec has unknown fields {unknown}; known: {sorted(known)}"
             raise CheckpointError(msg)
         try:
-            version = int(data.get("format_version", FORMAT_VERSION))
-            if version > FORMAT_VERSION:
-                msg = (f"checkpoint format {version} is newer than this napari-medseg reads "
-                       f"({FORMAT_VERSION}); update napari-medseg")
-                raise CheckpointError(msg)
+            record = data.get("training_data")
             spec = cls(
                 architecture=str(data["architecture"]),
                 spatial_dims=int(data["spatial_dims"]),
@@ -154,7 +174,11 @@ class CheckpointSpec:
                 context_slices=int(data.get("context_slices") or 0),
                 provenance=dict(data.get("provenance") or {}),
                 format_version=version,
+                training_data=None if record is None else TrainingDataRecord.from_dict(record),
             )
+        except RecordError as error:
+            msg = f"the checkpoint's training-data record is malformed: {error}"
+            raise CheckpointError(msg) from None
         except (KeyError, TypeError, ValueError) as error:
             msg = f"the checkpoint spec is malformed: {error!r}"
             raise CheckpointError(msg) from None
@@ -213,6 +237,12 @@ class CheckpointSpec:
         if self.intensity and len(self.intensity) != self.scan_channels:
             msg = (f"{len(self.intensity)} intensity contracts for {self.scan_channels} input "
                    "scan(s): give one per channel (scan)")
+            raise CheckpointError(msg)
+        if self.training_data is not None and len(self.training_data.channels) != (
+                self.scan_channels):
+            msg = (f"the training-data record describes {len(self.training_data.channels)} "
+                   f"channel(s) for {self.scan_channels} input scan(s): make it from cases "
+                   "with one scan per input channel")
             raise CheckpointError(msg)
 
     @property

@@ -37,6 +37,7 @@ import torch
 from napari_medseg.errors import TrainingError
 from napari_medseg.events import Job, Log, Progress
 from napari_medseg.inference.catalog import find_checkpoint
+from napari_medseg.inference.fit import describe_training_data
 from napari_medseg.inference.options import PredictOptions
 from napari_medseg.inference.predictor import Predictor
 from napari_medseg.models import CheckpointSpec, load_checkpoint
@@ -51,6 +52,7 @@ from napari_medseg.training.combine import (
 )
 from napari_medseg.training.labeled_volume import LabeledVolume
 from napari_medseg.training.plan import LearnOptions, TrainingPlan, plan_training
+from napari_medseg.training.resume import RunCheckpoints
 from napari_medseg.training.suggest import SliceSuggestion, rank_slices
 from napari_medseg.training.trainer import Trainer, TrainResult, Verdict
 from napari_medseg.training.versioning import save_new_version
@@ -93,6 +95,7 @@ class LearnResult:
     network: LabelMap | None = None
     rule: RuleChoice | None = None
     suggestions: list[SliceSuggestion] = field(default_factory=list)
+    heldout_scores: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -170,12 +173,19 @@ def _check_not_everywhere(mask: np.ndarray, volume: LabeledVolume, names: dict[i
 def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = None, *,
               start_from: str | Path | None = None, save: SaveTarget | None = None,
               segment: bool = True, class_names: dict[int, str] | None = None,
-              provenance: dict[str, Any] | None = None) -> Job[LearnResult]:
+              provenance: dict[str, Any] | None = None,
+              validation_volumes: Sequence[LabeledVolume] = (),
+              checkpoints: RunCheckpoints | None = None,
+              n_classes: int | None = None) -> Job[LearnResult]:
     """Plan, train, judge, segment the first scan and save (see the module docstring).
 
     ``start_from``: a checkpoint (file or starter name) to fine-tune / continue from;
     ``save``: where the model goes (``None``: not saved); ``segment``: build the first
-    scan's mask; ``provenance``: extra records for the checkpoint (command, data hashes).
+    scan's mask; ``provenance``: extra records for the checkpoint (command, data hashes);
+    ``validation_volumes``: other labeled scans to measure the run on (instead of held-back
+    voxels), scored at the end (``heldout_scores``, also in the provenance); ``checkpoints``:
+    save the run's state periodically / resume it; ``n_classes``: classes of a new model
+    (default: the largest labeled value + 1).
     """
     options = options or LearnOptions()
     started = time.perf_counter()
@@ -187,7 +197,8 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
         start_file = find_checkpoint(start_from)
         start_model, start_spec = load_checkpoint(start_file)
         yield Log(f"starting from {start_file.name}")
-    plan = yield from plan_training(volumes, options, start=start_spec, class_names=class_names)
+    plan = yield from plan_training(volumes, options, start=start_spec, class_names=class_names,
+                                    n_classes=n_classes)
     for note in plan.notes:
         yield Log(note)
     yield Log(f"plan: {plan.summary()}")
@@ -196,9 +207,12 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
         trainer = Trainer(start_model, plan.spec, volumes, plan.train, mode="finetune",
                           provenance={"parent": str(start_from),
                                       "parent_file": start_file.name if start_file else "",
-                                      **record})
+                                      **record},
+                          validation_volumes=validation_volumes, checkpoints=checkpoints)
     else:
-        trainer = Trainer.from_scratch(plan.spec, volumes, plan.train, provenance=record)
+        trainer = Trainer.from_scratch(plan.spec, volumes, plan.train, provenance=record,
+                                       validation_volumes=validation_volumes,
+                                       checkpoints=checkpoints)
     result = yield from trainer.job()
     verdict = result.verdict or Verdict(learned=False, reasons=["the run did not finish"])
     names = dict(result.spec.class_names)
@@ -246,12 +260,22 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
         mask = LabelMap(array=combined, geometry=volume.grid.geometry, class_names=names)
         network = LabelMap(array=network_labels, geometry=volume.grid.geometry,
                            class_names=names)
+    heldout = []
+    if validation_volumes:
+        yield Log(f"scoring the {len(validation_volumes)} validation scan(s)")
+        heldout = score_volumes(result.model, spec, validation_volumes, plan.device)
     provenance_out = dict(spec.provenance)
+    if heldout:
+        provenance_out["heldout_metrics"] = heldout
     if rule is not None:
         provenance_out["mask_rule"] = rule.rule
         provenance_out["held_back_rule_dice"] = {
             k: (v if np.isfinite(v) else None) for k, v in rule.scores.items()}
-    spec = replace(spec, provenance=provenance_out)
+    data_record = spec.training_data
+    if start_spec is None or data_record is None:  # a new model records its training data
+        data_record = describe_training_data([v.scans for v in volumes],
+                                             intensity=spec.intensity)
+    spec = replace(spec, provenance=provenance_out, training_data=data_record)
     result.spec = spec
     path: Path | None = None
     if save is not None:
@@ -261,7 +285,25 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
         yield Log(f"saved {path}")
     return LearnResult(model_path=path, spec=spec, train=result, plan=plan, verdict=verdict,
                        mask=mask, network=network, rule=rule, suggestions=suggestions,
-                       seconds=time.perf_counter() - started)
+                       heldout_scores=heldout, seconds=time.perf_counter() - started)
+
+
+def score_volumes(model: torch.nn.Module, spec: CheckpointSpec,
+                  volumes: Sequence[LabeledVolume], device: str) -> list[dict[str, Any]]:
+    """Per-class Dice/IoU/HD95 of ``model`` on the labeled voxels of each of ``volumes``."""
+    from napari_medseg.metrics import evaluate_arrays
+
+    predictor = Predictor(model, spec, device=device)
+    scores = []
+    for volume in volumes:
+        prediction = predictor.predict(volume.scans, PredictOptions(device=device))
+        mask = volume.labeled_mask()
+        evaluation = evaluate_arrays(
+            prediction.labels.array, volume.labels.array, volume.grid.geometry.spacing,
+            classes=list(range(1, spec.out_channels)), class_names=dict(spec.class_names),
+            mask=None if mask.all() else mask)
+        scores.append({"scan": volume.scans[0].name, **evaluation.to_dict()})
+    return scores
 
 
 def plan_model(result: TrainResult, state: dict[str, torch.Tensor]) -> torch.nn.Module:

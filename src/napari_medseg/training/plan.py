@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from napari_medseg import distributed
 from napari_medseg.errors import TrainingError
 from napari_medseg.events import Job, Log
 from napari_medseg.inference.predictor import resolve_device
@@ -62,6 +63,9 @@ WIDTHS = ("fast", "paper")
 #: brain lesion, 6.5 mm slices of 0.78 mm pixels, a context slice made the network miss the
 #: lesion on unseen slices; on a 1 mm T1 it gained 0.006 Dice).
 CONTEXT_SLICES = 1
+#: Share of the steps trained with the held-back annotation given back (few slices: each one
+#: matters; a dense label map lends only every eighth slice to validation and keeps it out).
+FOLD_IN = 0.3
 #: Scans whose thickest spacing is more than this times the finest are "thick-slice".
 ANISOTROPY = 2.5
 
@@ -88,7 +92,8 @@ class LearnOptions:
                          help="fast: widths planned to fit the budget; paper: as published")
     context_slices: int | None = option(
         None, low=0, high=8, none_as=-1,
-        help="2.5D: neighbouring slices per side given as channels (default 1)")
+        help="2.5D: neighbouring slices per side given as channels (default: 1, none across "
+             "slices thicker than 2.5 pixels)")
     steps: int | None = option(None, low=1, high=1_000_000, none_as=0,
                                help="exact optimiser steps (default: what fits the budget)")
     batch_size: int | None = option(None, flag="--batch", low=1, high=256, none_as=0,
@@ -105,6 +110,26 @@ class LearnOptions:
         help="ct_window: the HU window (default: around the annotated classes)")
     modality: str | None = option(None, gui=False,
                                   help="the scan's modality when its header does not tell")
+    percentiles: tuple[float, float] = option(
+        (0.5, 99.5), nargs=2, metavar=("LOW", "HIGH"), gui=False,
+        help="percentile normalisation: LOW HIGH (default 0.5 99.5)")
+    features: tuple[int, ...] | None = option(
+        None, nargs="+", metavar="F", gui=False,
+        help="network widths, finest first (default: planned); for networks with a "
+             "'features' option")
+    spacing: tuple[float, ...] | None = option(
+        None, nargs="+", metavar="MM", gui=False,
+        help="train at this spacing (mm, Z Y X): scans are resampled (default: the scan's own)")
+    validate_every: int | None = option(None, low=1, high=100_000, none_as=0, gui=False,
+                                        help="steps between validations (default: planned)")
+    patience: int = option(4, low=1, high=10_000, gui=False,
+                           help="validations without a gain before the validated part ends")
+    fold_in: float | None = option(
+        None, low=0.0, high=0.9, step=0.05, gui=False,
+        help="share of the steps that end the run with the held-back voxels given back to "
+             "training (default: 0.3 for a few annotated slices, 0 for dense labels)")
+    augment: bool = option(True, help="augment the patches (rotation, scaling, elastic, "
+                                      "intensity; never left-right mirroring)")
     combine: bool = option(True, help="combine the network with your annotation for this "
                                       "scan's mask (chosen on held-back slices)")
     device: str = option("auto", help="auto (default), cpu, cuda, cuda:N, mps")
@@ -232,9 +257,10 @@ def choose_contract(scans: Sequence[Any], labels: np.ndarray, labeled: np.ndarra
                                                window=window))
             notes.append(f"{modality}: HU window {window[0]:.0f}..{window[1]:.0f}")
         elif normalization == "percentile":
+            low, high = options.percentiles
             contracts.append(IntensityContract(modality=modality, normalization="percentile",
-                                               percentiles=(0.5, 99.5)))
-            notes.append(f"{modality}: 0.5-99.5 percentiles")
+                                               percentiles=(float(low), float(high))))
+            notes.append(f"{modality}: {low:g}-{high:g} percentiles")
         else:
             contracts.append(IntensityContract(modality=modality, normalization=normalization))
             notes.append(f"{modality}: {normalization}")
@@ -337,8 +363,8 @@ def _class_names(volumes: Sequence[LabeledVolume], n_classes: int,
 
 
 def plan_training(volumes: Sequence[LabeledVolume], options: LearnOptions, *,
-                  start: CheckpointSpec | None = None, class_names: dict[int, str] | None = None
-                  ) -> Job[TrainingPlan]:
+                  start: CheckpointSpec | None = None, class_names: dict[int, str] | None = None,
+                  n_classes: int | None = None) -> Job[TrainingPlan]:
     """Measure and plan a run (a generator job: it yields a log line per decision).
 
     ``start``: the spec of the checkpoint a fine-tune starts from (its network, classes,
@@ -365,7 +391,11 @@ def plan_training(volumes: Sequence[LabeledVolume], options: LearnOptions, *,
             layout = describe_annotation(labeled, labels, axis=axis)
         largest = max(int(np.max(np.where(v.labeled_mask(), v.labels.array, 0)))
                       for v in volumes)
-        n_classes = largest + 1
+        if n_classes is not None and n_classes <= largest:
+            msg = (f"{n_classes} classes were asked for but the labels hold value {largest}; "
+                   f"give at least {largest + 1} classes")
+            raise TrainingError(msg)
+        n_classes = n_classes or largest + 1
         if n_classes < 2:
             msg = ("the labels hold only background (0) where they are labeled; label at "
                    "least one structure")
@@ -387,11 +417,17 @@ def plan_training(volumes: Sequence[LabeledVolume], options: LearnOptions, *,
         architecture = "unet" if options.architecture == "auto" else options.architecture
         in_plane = (tuple(s for i, s in enumerate(scan.geometry.spacing) if i != axis)
                     if dims == 2 and scan.ndim == 3 else tuple(scan.geometry.spacing))
+        if options.features is not None and "features" not in default_options(architecture):
+            msg = (f"{architecture} has no 'features' option (its widths are "
+                   f"{', '.join(k for k in default_options(architecture))}); leave --features out")
+            raise TrainingError(msg)
+        target = tuple(float(t) for t in options.spacing) if options.spacing else in_plane
         spec = CheckpointSpec(
             architecture=architecture, spatial_dims=dims,
             in_channels=len(first.scans) * (2 * context + 1), out_channels=n_classes,
-            options={}, class_names=_class_names(volumes, n_classes, class_names),
-            intensity=contracts, target_spacing=in_plane,
+            options={"features": list(options.features)} if options.features else {},
+            class_names=_class_names(volumes, n_classes, class_names),
+            intensity=contracts, target_spacing=target,
             slice_axis=axis if dims == 2 and scan.ndim == 3 else None, context_slices=context)
     else:
         spec = start
@@ -410,21 +446,24 @@ def plan_training(volumes: Sequence[LabeledVolume], options: LearnOptions, *,
     area = math.prod(patch)
     batch = options.batch_size or (max(2, min(16, round(8 * 128 * 128 / area))) if dims == 2
                                    else 2)
-    factors: Sequence[float] = (1.0,) if (start is not None or options.widths == "paper") \
-        else WIDTH_FACTORS
+    fixed_width = start is not None or options.widths == "paper" or options.features is not None
+    factors: Sequence[float] = (1.0,) if fixed_width else WIDTH_FACTORS
     if start is None and options.architecture == "auto" and options.widths == "fast":
         factors = (0.5, 0.25)  # U-Net 16..256 published: 8..128, 4..64
     window = _inference_window(scan.shape, dims, axis)
     n_windows = _n_windows(scan.shape, window, dims, axis)
     chosen: tuple[CheckpointSpec, float, float] | None = None
     for factor in factors:
-        candidate = spec if start is not None else replace(
+        candidate = spec if fixed_width else replace(
             spec, options=scaled_options(spec.architecture, factor))
-        if start is None and options.architecture == "auto":
+        if not fixed_width and options.architecture == "auto":
             candidate = replace(candidate, options={"features": [16, 32, 64, 128] if factor == 0.5
                                                     else [8, 16, 32, 64]})
         step_s = measure_step(candidate, patch, batch, device)
         inference_s = measure_inference(candidate, window, device, n_windows)
+        if distributed.current().is_distributed:  # every rank plans the same run
+            step_s = max(distributed.gather_objects(step_s))
+            inference_s = max(distributed.gather_objects(inference_s))
         yield Log(f"measured {candidate.architecture} {candidate.options or '(published)'}: "
                   f"{step_s * 1000:.0f} ms per step, about {inference_s:.0f} s to segment")
         chosen = (candidate, step_s, inference_s)
@@ -435,7 +474,7 @@ def plan_training(volumes: Sequence[LabeledVolume], options: LearnOptions, *,
     spec, step_s, inference_s = chosen
     train_s = budget - 2 * min(inference_s, INFERENCE_SHARE * budget / 2)
     steps = options.steps or int(min(MAX_STEPS, train_s / step_s))
-    if steps < MIN_STEPS:
+    if options.steps is None and steps < MIN_STEPS:
         need = MIN_STEPS * step_s + 2 * inference_s
         msg = (f"a budget of {budget:.0f} s is too small to learn anything here: "
                f"{MIN_STEPS} steps of the smallest network take {MIN_STEPS * step_s:.0f} s and "
@@ -448,15 +487,22 @@ def plan_training(volumes: Sequence[LabeledVolume], options: LearnOptions, *,
     augment = AugmentOptions(
         flip=False, affine_probability=0.7, rotation_deg=15.0, scale=0.15,
         elastic_probability=0.2, intensity_probability=0.5,
-        in_plane=_thickest(scan.geometry.spacing) if dims == 3 and anisotropic else None)
+        in_plane=_thickest(scan.geometry.spacing) if dims == 3 and anisotropic else None
+    ) if options.augment else AugmentOptions.none()
     lr = options.learning_rate or ((3e-3 if dims == 2 else 1e-3) if start is None else 1e-3)
-    validate_every = max(5, steps // 12)
+    validate_every = options.validate_every or max(5, steps // 12)
+    world = distributed.current().world_size
+    if batch % world:
+        batch = max(world, round(batch / world) * world)
     train = TrainOptions(
         steps=steps, batch_size=batch, patch_size=tuple(patch), learning_rate=lr,
         warmup_steps=min(20, max(1, steps // 20)), foreground_fraction=0.5,
-        validate_every=validate_every, patience=4, fold_in=0.3, slice_axis=axis or 0,
-        device=str(device), threads=options.threads, seed=options.seed, augment=augment,
-        time_limit_s=1.5 * steps * step_s + 10.0)
+        validate_every=validate_every, patience=options.patience,
+        fold_in=options.fold_in if options.fold_in is not None else (
+            0.0 if layout.dense else FOLD_IN),
+        slice_axis=axis or 0, device=str(device), threads=options.threads, seed=options.seed,
+        augment=augment,
+        time_limit_s=None if options.steps else 1.5 * steps * step_s + 10.0)
     notes.append(f"{steps} steps fit the {budget:.0f} s budget ({step_s * 1000:.0f} ms per "
                  f"step measured here; segmenting the scan twice takes about "
                  f"{2 * inference_s:.0f} s)")

@@ -405,7 +405,8 @@ class Trainer:
             if val is not None:
                 self._initial_dice, self._best_per_class = self._validate(model, val, device)
                 self._initial_dice = distributed.mean_over_ranks(self._initial_dice)
-                self._keep(model, self._initial_dice, 0)
+                if self.mode == "finetune":  # the parent is a candidate; random weights are not
+                    self._keep(model, self._initial_dice, 0)
                 yield clock.event(0, "validated the starting weights",
                                   {"val_dice": self._initial_dice})
         step = first - 1
