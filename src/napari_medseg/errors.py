@@ -3,15 +3,63 @@
 Every error the project raises on purpose derives from :class:`MedsegError`, so the CLI
 can print it as one line (no traceback) and the napari layer can show it as a
 notification.  Messages say what was wrong and what to do about it.
+
+A message that asks for a setting names it with :func:`setting`: ``f"... or pass
+{setting('overwrite')}"``.  Each front end spells the setting its own way when it shows the
+message (:func:`render`): Python reads ``overwrite=True`` (``str(exc)``), the CLI its flag
+``--overwrite``, the widgets the control's label.
 """
 
 from __future__ import annotations
 
+import ast
+import re
+from collections.abc import Callable
 from typing import Any
+
+_SETTING = re.compile("\u2039([A-Za-z_][A-Za-z0-9_]*)=(.*?)\u203a")  # <name=value> in guillemets
+
+#: How a front end writes a setting: ``spell(name, value) -> text`` (``None``: its default).
+Speller = Callable[[str, Any], "str | None"]
+
+
+def setting(name: str, value: Any = True) -> str:
+    """A setting named in a message (an option field or keyword argument and its value)."""
+    return f"\u2039{name}={value!r}\u203a"
+
+
+def python_spelling(name: str, value: Any) -> str:
+    """``name=value``, as a keyword argument."""
+    return f"{name}={value!r}"
+
+
+def render(message: str | BaseException, spell: Speller | None = None) -> str:
+    """``message`` with every :func:`setting` written by ``spell`` (Python's spelling where
+    ``spell`` is ``None`` or returns ``None``)."""
+    text = message.args[0] if isinstance(message, MedsegError) and message.args else message
+    text = str(text)
+
+    def one(match: re.Match[str]) -> str:
+        name, raw = match.group(1), match.group(2)
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        spelled = spell(name, value) if spell is not None else None
+        return spelled if spelled is not None else python_spelling(name, value)
+
+    return _SETTING.sub(one, text)
 
 
 class MedsegError(Exception):
-    """Base class of every error napari-medseg raises on purpose."""
+    """Base class of every error napari-medseg raises on purpose.
+
+    ``str(exc)`` spells the settings a message asks for as Python keyword arguments; the
+    front ends use :func:`render` with their own spelling.
+    """
+
+    def __str__(self) -> str:
+        return render(super().__str__())
 
 
 class ScanReadError(MedsegError):

@@ -60,6 +60,8 @@ def test_convert_refuses_to_overwrite(shared_data, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "already exists" in err
     assert "--overwrite" in err
+    assert "pass --overwrite" in err  # the CLI speaks CLI
+    assert "overwrite=True" not in err
     assert out.read_bytes() == b"keep me"
     assert main(["convert", str(src), str(out), "--overwrite"]) == 0
     assert read_scan(out).shape == (30, 101, 122)

@@ -90,10 +90,16 @@ def test_when_even_one_window_does_not_fit_the_message_names_what_to_change(ct_s
     predictor = Predictor(OutOfMemoryAbove(Pointwise(3), 0, error), spec_for(3), device="cpu")
     with pytest.raises(InferenceError) as info:
         predictor.predict(ct_scan, PredictOptions(tile=(10, 40, 40), batch_size=4))
+    from napari_medseg.cli.options import cli_spelling
+    from napari_medseg.errors import render
+
     message = str(info.value)
     for words in ("out of memory on cpu", "batch size 1", "smaller tile", "(10, 40, 40)",
-                  "--tile", "--device", "crop"):
+                  "tile=(5, 20, 20)", "device='cpu'", "crop"):
         assert words in message, message
+    on_the_cli = render(info.value, cli_spelling)  # the CLI names its flags
+    for words in ("--tile 5 20 20", "--device cpu"):
+        assert words in on_the_cli, on_the_cli
     assert isinstance(info.value.__cause__, RuntimeError | MemoryError)
 
 
@@ -125,8 +131,12 @@ def test_a_target_spacing_that_would_explode_the_grid_is_refused(ct_scan):
     """A checkpoint asking for 0.01 mm voxels would resample a CT to ~10^13 voxels."""
     spec = spec_for(3, target_spacing=(0.01, 0.01, 0.01))
     predictor = Predictor(Pointwise(3), spec, device="cpu")
-    with pytest.raises(InferenceError, match=r"would make a .* grid.*--no-resample"):
+    with pytest.raises(InferenceError, match=r"would make a .* grid.*resample=False") as info:
         predictor.predict(ct_scan, PredictOptions(tile=(10, 40, 40)))
+    from napari_medseg.cli.options import cli_spelling
+    from napari_medseg.errors import render
+
+    assert "turn resampling off (--no-resample)" in render(info.value, cli_spelling)
     result = predictor.predict(ct_scan, PredictOptions(tile=(10, 40, 40), resample=False))
     assert result.labels.shape == ct_scan.shape
 

@@ -41,6 +41,12 @@ def test_register_and_fuse_two_real_brains(make_napari_viewer, qtbot, tmp_path):
         np.testing.assert_allclose(layer.translate, fixed.translate)
         np.testing.assert_allclose(layer.affine.affine_matrix, fixed.affine.affine_matrix)
     assert viewer.layers["colin27 registered"].blending == "additive"
+    # nothing opaque covers the registered scan: the fused image and the views start hidden
+    above = list(viewer.layers)[names.index("colin27 registered") + 1:]
+    assert [layer.name for layer in above if layer.visible] == []
+    assert viewer.layers["colin27 registered"].visible
+    assert "hidden layers: show one to compare" in widget.status.value
+    assert viewer.layers["fused"].metadata["medseg_derived"] == "fused"
     reg = widget.last_result.registration
     assert reg.final_metric < reg.initial_metric  # MI improved (lower is better)
     assert "mutual information" in widget.status.value

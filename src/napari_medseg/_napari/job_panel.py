@@ -19,7 +19,7 @@ from qtpy.QtWidgets import QSizePolicy
 
 from napari_medseg._napari import shortcuts
 from napari_medseg._napari.jobs import JobRunner
-from napari_medseg._napari.notify import report, warn
+from napari_medseg._napari.notify import message, report, warn
 from napari_medseg.events import Event, Progress
 
 
@@ -36,8 +36,16 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 60 else format_clock(seconds)
 
 
+def _fixed_height(widget: Widget) -> Widget:
+    """Keep a row of controls at its natural height while the status below it grows (a
+    squeezed dock shrank the Run/Cancel row to a sliver of half-cut text)."""
+    native = widget.native
+    native.setSizePolicy(native.sizePolicy().horizontalPolicy(), QSizePolicy.Policy.Fixed)
+    return widget
+
+
 def _first_line(exc: BaseException, limit: int = 120) -> str:
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    text = (message(exc).strip().splitlines() or [type(exc).__name__])[0]
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -66,13 +74,15 @@ class JobPanel(Container):
         self.progress = ProgressBar(value=0, min=0, max=100)
         self.progress.tooltip = "Progress of the running job"
         self.status = Label(value=idle_text)
-        # a long status wraps to the dock's width instead of widening the dock
+        # a long status wraps to the dock's width instead of widening the dock, and takes
+        # the lines it needs (never the height of the buttons above it)
         self.status.native.setWordWrap(True)
         self.status.native.setSizePolicy(QSizePolicy.Policy.Ignored,
-                                          QSizePolicy.Policy.Preferred)
-        rows = [Container(widgets=[self.run_button, self.cancel_button], layout="horizontal",
-                          labels=False)]
-        super().__init__(widgets=[*rows, self.progress, self.status], labels=False)
+                                          QSizePolicy.Policy.MinimumExpanding)
+        rows = [_fixed_height(Container(widgets=[self.run_button, self.cancel_button],
+                                        layout="horizontal", labels=False))]
+        super().__init__(widgets=[*rows, _fixed_height(self.progress), self.status],
+                         labels=False)
         self._rows = 1
         if extra_buttons:
             self.add_row(*extra_buttons)
@@ -85,8 +95,8 @@ class JobPanel(Container):
 
     def add_row(self, *buttons: Widget) -> None:
         """A row of extra buttons under Run/Cancel (a row of their own keeps the dock narrow)."""
-        self.insert(self._rows, Container(widgets=list(buttons), layout="horizontal",
-                                          labels=False))
+        self.insert(self._rows, _fixed_height(Container(widgets=list(buttons),
+                                                        layout="horizontal", labels=False)))
         self._rows += 1
 
     @property
@@ -133,8 +143,10 @@ class JobPanel(Container):
 
         def finished() -> None:
             if self.runner.cancelled:
+                self.progress.value = 0  # nothing of it is kept: no bar left at 4 %
                 self.set_running(False, "cancelled")
             elif self._error is not None:
+                self.progress.value = 0
                 self.set_running(False, f"failed after {format_duration(self.elapsed_s)}: "
                                         f"{_first_line(self._error)}")
             else:

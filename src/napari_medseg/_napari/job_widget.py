@@ -23,7 +23,13 @@ How a tab is written
    section), :meth:`add_below` (under the status: a table, a plot), :meth:`add_buttons` (a
    row of extra buttons under Run/Cancel).  :meth:`remember` restores the named controls
    from the settings file and saves them whenever they change; :meth:`bind_key` binds more
-   keys.
+   keys.  A list of layers is a :meth:`layer_choice` (or a ``ListEdit`` whose choices are
+   :meth:`layer_choices`): it lists the viewer's layers of a kind, never overlays, and
+   refreshes when layers are added, removed, moved or renamed (:meth:`reset_choices`, where
+   a tab also picks sensible defaults).  End ``__init__`` with ``self.reset_choices()`` so a
+   tab opened after the scans lists them at once.  The controls of a core options dataclass
+   come from :func:`~napari_medseg._napari.options_form.option_controls` (the same fields the
+   CLI's flags come from) and go back with ``options_from_controls``.
 
 3. **Start the core job** in :meth:`prepare`: read the layers (``_napari.layers``) and
    controls into the core job's options and return a :class:`JobStart` with the generator
@@ -60,13 +66,14 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from magicgui.widgets import Container, PushButton, Widget
+from magicgui.widgets import ComboBox, Container, PushButton, Widget
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 from superqt import QCollapsible
 
 import napari
 from napari_medseg._napari import shortcuts
 from napari_medseg._napari.job_panel import JobPanel
+from napari_medseg._napari.layers import is_overlay
 from napari_medseg._napari.notify import report, warn
 from napari_medseg._napari.settings import WidgetSettings
 from napari_medseg.errors import MedsegError
@@ -124,6 +131,13 @@ class JobWidget(QWidget):
         if self.shortcut is not None:
             shortcuts.bind(viewer, self.shortcut, self.run)
         shortcuts.bind(viewer, shortcuts.CANCEL, self.panel.cancel, every=True)
+        # napari refreshes a docked widget's choices when layers are added or removed; these
+        # also cover renames, moves and a widget that is not (yet) docked
+        events = viewer.layers.events
+        for emitter in (events.inserted, events.removed, events.moved):
+            emitter.connect(self._layers_changed)
+        for layer in viewer.layers:
+            layer.events.name.connect(self._layers_changed)
 
     # ---------------------------------------------------------------- building the tab
     def add_controls(self, *widgets: Widget | QWidget) -> None:
@@ -217,8 +231,34 @@ class JobWidget(QWidget):
     def on_finished(self) -> None:
         """After every end of a job: done, cancelled (``self.runner.cancelled``) or failed."""
 
-    # ---------------------------------------------------------------- napari
+    # ---------------------------------------------------------------- layers
+    def layer_choices(self, kind: type, accept: Callable[[Any], bool] | None = None
+                      ) -> Callable[..., list[tuple[str, Any]]]:
+        """A ``choices`` callback: ``(name, layer)`` of the viewer's layers of ``kind`` that
+        are no overlay (and pass ``accept``), in the layer list's order."""
+
+        def choices(*_: Any) -> list[tuple[str, Any]]:
+            return [(layer.name, layer) for layer in self.viewer.layers
+                    if isinstance(layer, kind) and not is_overlay(layer)
+                    and (accept is None or accept(layer))]
+
+        return choices
+
+    def layer_choice(self, kind: type, *, label: str, tooltip: str,
+                     accept: Callable[[Any], bool] | None = None) -> ComboBox:
+        """A combo box of the viewer's layers of ``kind`` (see :meth:`layer_choices`)."""
+        return ComboBox(label=label, tooltip=tooltip, choices=self.layer_choices(kind, accept))
+
+    def _layers_changed(self, event: Any = None) -> None:
+        if not shortcuts.alive(self):  # the tab was closed; napari holds its method weakly
+            return
+        added = getattr(event, "type", "") == "inserted"
+        if added:
+            event.value.events.name.connect(self._layers_changed)
+        self.reset_choices()
+
     def reset_choices(self, *_: Any) -> None:
-        """Refresh the choices of every form (napari calls this when layers change)."""
+        """Refresh the choices of every form (on every change of the layer list; a tab
+        extends it to pick its defaults)."""
         for form in self._forms:
             form.reset_choices()

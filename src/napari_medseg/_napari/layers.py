@@ -61,6 +61,9 @@ TERMS_KEY = "medseg_segment_terms"
 MODEL_KEY = "medseg_model"
 #: Layer metadata: ``True`` on overlays (the labeled region...), never offered as an input.
 OVERLAY_KEY = "medseg_overlay"
+#: Layer metadata: what a result image is ("probability", "registered", "fused",
+#: "checkerboard", "difference"); such layers are offered as inputs but never chosen first.
+DERIVED_KEY = "medseg_derived"
 #: Overlays made before :data:`OVERLAY_KEY` existed are known by this end of their name.
 OVERLAY_SUFFIX = " labeled region"
 #: Labels layer metadata: the fit check of the model on the scan (``FitReport.to_dict()``).
@@ -133,10 +136,12 @@ def _source(metadata: Mapping[str, Any]) -> Path | None:
 
 
 # ---------------------------------------------------------------- scans
-def scan_layer_data(scan: Scan, *, name: str | None = None, **display: Any) -> LayerData:
+def scan_layer_data(scan: Scan, *, name: str | None = None, derived: str | None = None,
+                    **display: Any) -> LayerData:
     """An Image ``LayerDataTuple`` of ``scan``: placed in world mm, grey, windowed for its
-    modality, with the DICOM series it was read from (if it was); ``display`` (colormap,
-    blending, opacity, visible, contrast_limits...) overrides those defaults."""
+    modality, with the DICOM series it was read from (if it was); ``derived`` marks a result
+    image (:data:`DERIVED_KEY`); ``display`` (colormap, blending, opacity, visible,
+    contrast_limits...) overrides those defaults."""
     kwargs = geometry_kwargs(scan.geometry)
     metadata: dict[str, Any] = {
         MODALITY_KEY: scan.modality,
@@ -154,6 +159,8 @@ def scan_layer_data(scan: Scan, *, name: str | None = None, **display: Any) -> L
         metadata=metadata,
     )
     kwargs.update(display)
+    if derived is not None:  # a result image (a probability, a fused image...), not a scan
+        kwargs["metadata"] = {**kwargs["metadata"], DERIVED_KEY: derived}
     return (scan.array, kwargs, "image")
 
 
@@ -252,6 +259,11 @@ def add_layer_data(viewer: Any, layer_data: LayerData) -> Any:
 def is_overlay(layer: Any) -> bool:
     """An overlay (the labeled region of a correction...), never an input of a job."""
     return bool(layer.metadata.get(OVERLAY_KEY)) or str(layer.name).endswith(OVERLAY_SUFFIX)
+
+
+def is_derived(layer: Any) -> bool:
+    """A result image (probability, registered scan, fused image, view), not a scan."""
+    return bool(layer.metadata.get(DERIVED_KEY))
 
 
 def unique_layer_name(viewer: Any, name: str) -> str:

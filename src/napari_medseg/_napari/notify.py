@@ -11,7 +11,7 @@ import logging
 
 from napari.utils.notifications import show_error, show_warning
 
-from napari_medseg.errors import MedsegError
+from napari_medseg.errors import MedsegError, render
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,22 @@ def fix_for(exc: BaseException) -> str:
     return ""
 
 
+def message(exc: BaseException) -> str:
+    """The text of ``exc`` for a person in the GUI: a setting it asks for is named by its
+    control (:func:`~napari_medseg._napari.options_form.gui_spelling`)."""
+    if not isinstance(exc, MedsegError):
+        return str(exc)
+    from napari_medseg._napari.options_form import gui_spelling
+
+    return render(exc, gui_spelling)
+
+
 def report(exc: BaseException, *, context: str = "") -> None:
     """Show ``exc`` as a notification: our errors as their message, others with their type
     and the usual fix."""
     prefix = f"napari-medseg{': ' + context if context else ''}: "
     if isinstance(exc, MedsegError):
-        show_error(prefix + str(exc))
+        show_error(prefix + message(exc))
         return
     log.warning("napari-medseg %s failed", context or "job", exc_info=exc)
     fix = fix_for(exc)

@@ -95,3 +95,23 @@ def options_from_controls(cls: type, controls: Mapping[str, ValueWidget], **fixe
         labels = ", ".join(f"'{fields[n].label}'" for n in controls if n in str(exc))
         msg = f"{exc}" + (f" (check {labels})" if labels else "")
         raise MedsegError(msg) from exc
+
+
+def gui_spelling(name: str, value: Any) -> str | None:
+    """A setting a message asks for, as the control a person changes ("untick 'resample to
+    the model's spacing'", "'device' cpu"); ``None`` when no tab has a control for it."""
+    from napari_medseg.inference.segment import SegmentOptions
+    from napari_medseg.metrics import EvaluateOptions
+
+    fields = {f.name: f for cls in (SegmentOptions, EvaluateOptions) for f in option_fields(cls)}
+    field = fields.get(name)
+    if field is None or not field.option.gui:
+        return None
+    if field.kind is bool:
+        return f"{'tick' if value else 'untick'} '{field.label}'"
+    if value is True:  # "this control" without a value to suggest
+        return f"'{field.label}'"
+    texts = {c[1]: c[0] for c in field.choices or () if isinstance(c, tuple)}
+    shown = " ".join(str(v) for v in value) if isinstance(value, tuple) else texts.get(value,
+                                                                                      value)
+    return f"'{field.label}' {shown}"

@@ -35,7 +35,7 @@ def hint(text: str, key: str) -> str:
     return f"{text} ({key_text(key)})"
 
 
-def _alive(owner: Any) -> bool:
+def alive(owner: Any) -> bool:
     """Whether the Qt object behind ``owner`` (a QWidget or a magicgui widget) still exists."""
     native = owner if isinstance(owner, QObject) else getattr(owner, "native", None)
     if native is None:
@@ -45,6 +45,9 @@ def _alive(owner: Any) -> bool:
     except RuntimeError:  # the C++ object was deleted (the dock widget was closed)
         return False
     return True
+
+
+_alive = alive
 
 
 class KeyAction:
@@ -62,7 +65,7 @@ class KeyAction:
 
     def live(self) -> list[Callable[[], Any]]:
         actions = [ref() for ref in self._actions]
-        return [a for a in actions if a is not None and _alive(a.__self__)]  # type: ignore[attr-defined]
+        return [a for a in actions if a is not None and alive(a.__self__)]  # type: ignore[attr-defined]
 
     def __call__(self) -> None:
         live = self.live()

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from napari_medseg import __version__
-from napari_medseg.errors import MedsegError
+from napari_medseg.errors import MedsegError, render
 
 #: Verb modules, in the order ``--help`` lists them.
 VERBS = ("info", "convert", "view", "napari_reader", "models", "predict", "train", "finetune",
@@ -44,7 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except MedsegError as exc:
-        print(f"napari-medseg {args.verb}: error: {exc}", file=sys.stderr)
+        from napari_medseg.cli.options import cli_spelling
+
+        message = render(exc, cli_spelling)  # settings as flags: "pass --overwrite"
+        print(f"napari-medseg {args.verb}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"napari-medseg {args.verb}: interrupted", file=sys.stderr)

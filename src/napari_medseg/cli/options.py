@@ -64,3 +64,39 @@ def options_from_args(cls: type, args: argparse.Namespace, *, skip: Collection[s
         flags = ", ".join(f.flag for f in fields if f.name in str(exc))
         msg = f"{exc}" + (f" (check {flags})" if flags else "")
         raise MedsegError(msg) from exc
+
+
+def _fields_named(name: str) -> OptionField | None:
+    """The option field ``name`` of a verb's options (cheap modules first: torch is imported
+    only for a setting of a segmentation)."""
+    from napari_medseg.io.convert import ConvertOptions
+    from napari_medseg.metrics.report import EvaluateOptions
+
+    for cls in (ConvertOptions, EvaluateOptions):
+        found = {f.name: f for f in option_fields(cls)}.get(name)
+        if found is not None:
+            return found
+    from napari_medseg.inference.segment import SegmentOptions
+
+    return {f.name: f for f in option_fields(SegmentOptions)}.get(name)
+
+
+#: Settings that are no option field of a verb, as the CLI spells them.
+_CLI_EXTRA = {("keep_probabilities", False): "no --probabilities"}
+
+
+def cli_spelling(name: str, value: Any) -> str | None:
+    """A setting a message asks for, as its flag (``--no-resample``, ``--device cpu``);
+    ``None`` when the CLI has no flag for it (the message keeps Python's spelling)."""
+    if (name, value) in _CLI_EXTRA:
+        return _CLI_EXTRA[(name, value)]
+    field = _fields_named(name)
+    if field is None or not field.option.cli:
+        return None
+    if field.kind is bool:
+        wanted = field.flag.startswith("--no-") != bool(value)
+        return field.flag if wanted else None
+    if value is True or value is None:  # "this flag" without a value to suggest
+        return field.flag
+    shown = " ".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+    return f"{field.flag} {shown}"

@@ -22,7 +22,12 @@ from napari_medseg.fusion.decision import (
     staple,
 )
 from napari_medseg.fusion.normalise import NORMALISATIONS, normalise
-from napari_medseg.fusion.pipeline import FuseResult, RegisterFuseOptions, register_and_fuse_job
+from napari_medseg.fusion.pipeline import (
+    FuseResult,
+    RegisterFuseOptions,
+    register_and_fuse_job,
+    suggest_pair,
+)
 from napari_medseg.fusion.pixel import (
     FUSION_METHODS,
     FusionOptions,
@@ -98,5 +103,6 @@ __all__ = [
     "ssim",
     "stack_channels",
     "staple",
+    "suggest_pair",
     "transform_points",
 ]

@@ -11,6 +11,7 @@ the job between two events stops it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import SimpleITK as sitk
@@ -25,7 +26,7 @@ from napari_medseg.fusion.registration import (
     register_job,
 )
 from napari_medseg.fusion.views import checkerboard, difference
-from napari_medseg.geometry import check_overlap, resample_to
+from napari_medseg.geometry import check_overlap, extent_similarity, resample_to
 from napari_medseg.scan import LabelMap, Scan
 
 
@@ -121,3 +122,29 @@ def register_and_fuse_job(fixed: Scan, moving: Scan, options: RegisterFuseOption
         result.checkerboard = checkerboard(fixed, resampled, squares=opts.squares)
         result.difference = difference(fixed, resampled)
     return result
+
+
+def suggest_pair(scans: Sequence[Scan]) -> tuple[int, int] | None:
+    """Indices ``(fixed, moving)`` of the two scans most worth registering, ``None`` for fewer
+    than two.
+
+    The pair whose physical boxes are most alike in size (:func:`extent_similarity`: one body
+    region, not a chest CT and a brain MR), two known and different modalities counting a
+    little more (0.1; one unknown: 0.05); the fixed scan is the earlier of the two, unless it
+    is a PET (which goes onto the anatomy).
+    """
+    best: tuple[float, int, int] | None = None
+    for i in range(len(scans)):
+        for j in range(i + 1, len(scans)):
+            a, b = scans[i].modality, scans[j].modality
+            if scans[i].ndim != scans[j].ndim:
+                continue
+            known = "unknown" not in (a, b)
+            bonus = (0.1 if a != b else 0.0) if known else 0.05
+            score = extent_similarity(scans[i], scans[j]) + bonus
+            if best is None or score > best[0]:
+                best = (score, i, j)
+    if best is None:
+        return None
+    _score, i, j = best
+    return (j, i) if scans[i].modality == "PT" and scans[j].modality != "PT" else (i, j)

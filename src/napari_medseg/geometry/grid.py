@@ -92,6 +92,18 @@ def overlap_fraction(a: Scan | LabelMap | Grid, b: Scan | LabelMap | Grid) -> fl
     return ea.intersection(eb).volume / smaller if smaller > 0 else 0.0
 
 
+def extent_similarity(a: Scan | LabelMap | Grid, b: Scan | LabelMap | Grid) -> float:
+    """How alike the sizes of two physical boxes are, wherever they lie (0..1): the mean over
+    the world axes of the smaller extent over the larger.  Two scans of one body region come
+    near 1 (an abdominal CT and MR: 0.84); a chest CT and a brain MR do not (0.59)."""
+    sa, sb = physical_extent(a).size_mm, physical_extent(b).size_mm
+    if sa.shape != sb.shape:
+        return 0.0
+    larger = np.maximum(sa, sb)
+    ratios = np.where(larger > 0, np.minimum(sa, sb) / np.where(larger > 0, larger, 1), 1.0)
+    return float(np.mean(ratios))
+
+
 def check_same_ndim(fixed: Scan | LabelMap | Grid, moving: Scan | LabelMap | Grid) -> None:
     """Raise :class:`GeometryMismatchError` when one is 2D and the other 3D."""
     gf, gm = Grid.of(fixed), Grid.of(moving)

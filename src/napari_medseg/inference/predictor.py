@@ -29,7 +29,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from napari_medseg.errors import GeometryMismatchError, MedsegError
+from napari_medseg.errors import GeometryMismatchError, MedsegError, setting
 from napari_medseg.events import Event, Job, Log, ProgressClock
 from napari_medseg.geometry.grid import Grid, grid_at_spacing
 from napari_medseg.geometry.resample import resample_to
@@ -84,7 +84,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         msg = f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps"
         raise InferenceError(msg) from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        msg = f"device {name!r} asked for but no CUDA GPU is available; use --device cpu"
+        msg = (f"device {name!r} asked for but no CUDA GPU is available; use "
+               f"{setting('device', 'cpu')}")
         raise InferenceError(msg)
     return device
 
@@ -192,7 +193,8 @@ class Predictor:
             msg = (
                 f"out of memory on {self.device} while preparing or assembling a scan of shape "
                 f"{shape} ({type(exc).__name__}); close other programs, crop the scan, or turn "
-                "off resampling to the model's spacing (--no-resample) or probabilities"
+                f"off resampling to the model's spacing ({setting('resample', False)}) or "
+                f"probabilities ({setting('keep_probabilities', False)})"
             )
             raise InferenceError(msg) from exc
 
@@ -276,8 +278,8 @@ class Predictor:
         if dims == 2 and first.ndim == 3:
             if options.slice_axis is None:
                 msg = (
-                    "a 2D model on a 3D scan needs an axis to slice along: slice_axis=0 "
-                    "(axial for a Z,Y,X scan), 1 or 2 (CLI: --slice-axis)"
+                    "a 2D model on a 3D scan needs an axis to slice along: "
+                    f"{setting('slice_axis', 0)} (axial for a Z,Y,X scan), 1 or 2"
                 )
                 raise InferenceError(msg)
             if options.slice_axis not in (0, 1, 2):
@@ -301,8 +303,8 @@ class Predictor:
                 f"resampling the scan of shape {reference.shape} to the model's spacing "
                 f"{grid.geometry.spacing} mm would make a {grid.shape} grid "
                 f"({needed / 1024**3:.1f} GiB); the checkpoint's target spacing does not suit "
-                "this scan: turn resampling off (PredictOptions(resample=False), CLI "
-                "--no-resample) or crop the scan"
+                f"this scan: turn resampling off ({setting('resample', False)}) or crop the "
+                "scan"
             )
             raise InferenceError(msg)
         arrays = [resample_to(c, grid, interpolation="linear").array for c in channels]
@@ -438,8 +440,8 @@ class Predictor:
                     msg = (
                         f"out of memory on {self.device} even with one window per batch "
                         f"(batch size 1, stitching on the CPU); use a smaller tile (now "
-                        f"{plan.window}, CLI --tile), another device (--device cpu), or crop "
-                        "the scan"
+                        f"{plan.window}, e.g. {setting('tile', _halved(plan.window))}), "
+                        f"another device ({setting('device', 'cpu')}), or crop the scan"
                     )
                     raise InferenceError(msg) from exc
                 pending = rest
@@ -473,6 +475,11 @@ class Predictor:
         windows = torch.stack([source[(slice(None), *tile.slices())] for tile in batch])
         with torch.inference_mode():
             return self._forward(windows.to(self.device), options, squeeze)
+
+
+def _halved(window: Sequence[int]) -> tuple[int, ...]:
+    """A window half the size along every axis of more than one voxel (a smaller tile to try)."""
+    return tuple(max(1, int(w) // 2) for w in window)
 
 
 def accumulator_tiles(accumulator: SlabAccumulator, batch: list[Tile], scores: torch.Tensor

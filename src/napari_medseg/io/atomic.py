@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from napari_medseg.errors import OutputExistsError, ScanWriteError
+from napari_medseg.errors import OutputExistsError, ScanWriteError, setting
 
 _HEADER_SUFFIXES = (".mhd", ".nhdr")
 
@@ -27,7 +27,7 @@ _HEADER_SUFFIXES = (".mhd", ".nhdr")
 def check_can_write(path: Path, *, overwrite: bool) -> None:
     """Raise :class:`OutputExistsError` if ``path`` exists and ``overwrite`` is false."""
     if path.exists() and not overwrite:
-        msg = f"{path} already exists; choose another name or pass overwrite=True (--overwrite)"
+        msg = f"{path} already exists; choose another name or pass {setting('overwrite')}"
         raise OutputExistsError(msg)
     if not path.parent.exists():
         msg = f"cannot write {path.name}: folder {path.parent} does not exist"
@@ -81,7 +81,7 @@ def write_atomically(path: Path, write: Callable[[Path], None], *, overwrite: bo
             if clashes:
                 msg = (
                     f"writing {path.name} would replace existing {', '.join(clashes)}; "
-                    "choose another name or pass overwrite=True (--overwrite)"
+                    f"choose another name or pass {setting('overwrite')}"
                 )
                 raise OutputExistsError(msg)
         old_data: list[Path] = []

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from napari_medseg.errors import ScanReadError, UnsupportedScanError
+from napari_medseg.errors import ScanReadError, UnsupportedScanError, setting
 from napari_medseg.scan import Geometry
 
 #: Largest number of distinct values an integer image may hold to be taken for a label map.
@@ -37,8 +37,8 @@ def check_finite(array: npt.NDArray[Any], name: str, *, nan_policy: str) -> npt.
             + (
                 "it holds no finite value at all"
                 if n_bad == array.size
-                else "read it with nan_policy='fill' (CLI: --nan fill) to replace them with "
-                "the scan's minimum"
+                else f"read it with {setting('nan_policy', 'fill')} to replace them with the "
+                "scan's minimum"
             )
         )
         raise UnsupportedScanError(msg)

@@ -30,6 +30,7 @@ from napari_medseg.errors import (
     DicomSeriesError,
     ScanReadError,
     UnsupportedScanError,
+    setting,
 )
 from napari_medseg.io.content import checked_geometry
 from napari_medseg.io.dicom_reference import (
@@ -253,7 +254,7 @@ def _select(
         listing = "; ".join(f"[{i}] {s.label()}" for i, s in enumerate(series))
         msg = (
             f"{path} holds {len(series)} DICOM series: {listing}. Choose one with "
-            "series=<index or UID> (CLI: --series)"
+            f"{setting('series', '<index or UID>')}"
         )
         raise AmbiguousDicomSeriesError(msg, series)
     if isinstance(choice, int) or (isinstance(choice, str) and choice.isdigit()):

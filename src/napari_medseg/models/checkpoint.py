@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from napari_medseg.errors import CheckpointError, CheckpointExistsError
+from napari_medseg.errors import CheckpointError, CheckpointExistsError, setting
 
 from .registry import count_parameters, create_model, default_options, meta_device, model_names
 from .training_record import RecordError, TrainingDataRecord
@@ -409,7 +409,7 @@ def save_checkpoint(model: nn.Module, spec: CheckpointSpec, path: str | os.PathL
         msg = f"checkpoint paths end in .safetensors, got {path.name}"
         raise CheckpointError(msg)
     if path.exists() and not overwrite:
-        msg = f"{path} exists; pass overwrite=True to replace it"
+        msg = f"{path} exists; pass {setting('overwrite')} to replace it"
         raise CheckpointExistsError(msg)
     spec.validate()
     state = model.state_dict()

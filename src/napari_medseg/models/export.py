@@ -19,13 +19,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from napari_medseg.errors import CheckpointExistsError, ModelExportError
+from napari_medseg.errors import CheckpointExistsError, ModelExportError, setting
 
 
 def _target(path: str | os.PathLike, overwrite: bool) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
-        msg = f"{path} exists; pass overwrite=True to replace it"
+        msg = f"{path} exists; pass {setting('overwrite')} to replace it"
         raise CheckpointExistsError(msg)
     return path
 

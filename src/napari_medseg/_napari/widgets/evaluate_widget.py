@@ -11,12 +11,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-from magicgui.widgets import Container, PushButton, create_widget
-from qtpy.QtWidgets import QFileDialog, QTableWidget, QTableWidgetItem
+from magicgui.widgets import Container, PushButton
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QAbstractScrollArea, QFileDialog, QTableWidget, QTableWidgetItem
 
 import napari
 from napari_medseg._napari.job_widget import JobStart, JobWidget
-from napari_medseg._napari.layers import MODEL_KEY, labels_from_layer
+from napari_medseg._napari.layers import MODEL_KEY, SOURCE_KEY, labels_from_layer
 from napari_medseg._napari.notify import report, warn
 from napari_medseg._napari.options_form import option_controls, options_from_controls
 from napari_medseg.errors import MedsegError
@@ -41,10 +42,12 @@ class EvaluateWidget(JobWidget):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(viewer)
         self.evaluation: Evaluation | None = None
-        self.pred = create_widget(annotation=napari.layers.Labels, label="prediction")
-        self.pred.tooltip = "The segmentation to judge (e.g. a model's output)"
-        self.truth = create_widget(annotation=napari.layers.Labels, label="reference")
-        self.truth.tooltip = "The labels taken as correct (e.g. an expert's)"
+        self.pred = self.layer_choice(napari.layers.Labels, label="prediction",
+                                      tooltip="The segmentation to judge (e.g. a model's "
+                                              "output)")
+        self.truth = self.layer_choice(napari.layers.Labels, label="reference",
+                                       tooltip="The labels taken as correct (e.g. an "
+                                               "expert's file)")
         self.evaluate_controls = option_controls(EvaluateOptions)
         self.surface = self.evaluate_controls["surface"]
         self.form = Container(widgets=[self.pred, self.truth, self.surface])
@@ -54,30 +57,56 @@ class EvaluateWidget(JobWidget):
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setToolTip("Per class: overlap (Dice, IoU), surface distances in mm and "
                               "volumes in ml; '-' where a class is missing on one side")
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
         self.add_controls(self.form)
         self.add_buttons(self.export_button)
         self.add_below(self.table)
         self.export_button.clicked.connect(self._export_clicked)
         self.remember("surface")
+        self._fit_table()
+        self.reset_choices()
 
     def reset_choices(self, *_: Any) -> None:
-        """Refresh the layer lists (napari calls this when layers change).
+        """Refresh the layer lists (on every change of the layer list; overlays such as the
+        labeled region of a correction are never listed).
 
-        While both lists show the same layer, the prediction becomes the newest model
-        output and the reference the newest labels layer of its shape that no model made.
+        While both lists show the same layer (or one shows none), the prediction becomes the
+        newest model output (else the newest labels) and the reference the newest other
+        labels layer of its shape that no model made, a file's first.
         """
         super().reset_choices()
-        if self.pred.value is not self.truth.value:
+        if self.pred.value is not None and self.truth.value is not None and (
+                self.pred.value is not self.truth.value):
             return
-        labels = [layer for layer in reversed(self.viewer.layers)
-                  if isinstance(layer, napari.layers.Labels)]
+        labels = [layer for _name, layer in reversed(
+            self.layer_choices(napari.layers.Labels)())]
+        if len(labels) < 2:
+            return
         made = [layer for layer in labels if layer.metadata.get(MODEL_KEY)]
-        if not made:
+        pred = made[0] if made else labels[0]
+        others = [layer for layer in labels if layer is not pred
+                  and not layer.metadata.get(MODEL_KEY) and layer.data.shape == pred.data.shape]
+        if not others:
             return
-        others = [layer for layer in labels if not layer.metadata.get(MODEL_KEY)
-                  and layer.data.shape == made[0].data.shape]
-        if others:
-            self.pred.value, self.truth.value = made[0], others[0]
+        others.sort(key=lambda layer: not layer.metadata.get(SOURCE_KEY))  # files first
+        self.pred.value, self.truth.value = pred, others[0]
+
+    def clear_result(self) -> None:
+        """A new run starts: the table of the last one goes (and its export)."""
+        self.evaluation = None
+        self.table.setRowCount(0)
+        self.export_button.enabled = False
+        self._fit_table()
+
+    def _fit_table(self) -> None:
+        """The table is as tall as its rows: no scroll bar of its own (the tab scrolls)."""
+        table = self.table
+        height = table.horizontalHeader().height() + 2 * table.frameWidth()
+        height += sum(table.rowHeight(i) for i in range(table.rowCount()))
+        if table.horizontalScrollBar().isVisible():
+            height += table.horizontalScrollBar().height()
+        table.setFixedHeight(height)
 
     def prepare(self) -> JobStart | None:
         pred, truth = self.pred.value, self.truth.value
@@ -98,6 +127,7 @@ class EvaluateWidget(JobWidget):
             for j, text in enumerate(values):
                 self.table.setItem(i, j, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
+        self._fit_table()
         self.export_button.enabled = True
         self.panel.done(f"mean Dice {_fmt(evaluation.mean('dice'))}, IoU "
                         f"{_fmt(evaluation.mean('iou'))}, HD95 "

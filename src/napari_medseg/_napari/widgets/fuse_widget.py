@@ -13,23 +13,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from magicgui.widgets import (
-    ComboBox,
-    Container,
-    SpinBox,
-    create_widget,
-)
+from magicgui.widgets import ComboBox, Container, SpinBox
 
 import napari
 from napari_medseg._napari.job_widget import JobStart, JobWidget
 from napari_medseg._napari.layers import (
     add_layer_data,
+    is_derived,
     scan_from_layer,
     scan_layer_data,
     unique_layer_name,
 )
 from napari_medseg._napari.notify import warn
 from napari_medseg.display import default_contrast_limits
+from napari_medseg.errors import MedsegError
 from napari_medseg.fusion import (
     FUSION_METHODS,
     INITIALISATIONS,
@@ -40,6 +37,7 @@ from napari_medseg.fusion import (
     RegisterFuseOptions,
     RegistrationOptions,
     register_and_fuse_job,
+    suggest_pair,
 )
 from napari_medseg.scan import Scan
 
@@ -62,10 +60,11 @@ class FuseWidget(JobWidget):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(viewer)
         self.last_result: FuseResult | None = None
-        self.fixed = create_widget(annotation=napari.layers.Image, label="fixed")
-        self.fixed.tooltip = "Reference scan: results are placed on its grid"
-        self.moving = create_widget(annotation=napari.layers.Image, label="moving")
-        self.moving.tooltip = "Scan to put onto the fixed scan (e.g. PET or T2)"
+        self.fixed = self.layer_choice(napari.layers.Image, label="fixed",
+                                       tooltip="Reference scan: results are placed on its grid")
+        self.moving = self.layer_choice(napari.layers.Image, label="moving",
+                                        tooltip="Scan to put onto the fixed scan (e.g. PET or "
+                                                "T2)")
         self.kind = ComboBox(label="registration", choices=list(REGISTRATION_KINDS),
                              value="rigid",
                              tooltip="none: trust the headers; rigid/affine: mutual information; "
@@ -92,15 +91,27 @@ class FuseWidget(JobWidget):
         self.add_advanced(self.advanced,
                           tooltip="Registration start, pyramid levels, checkerboard")
         self.remember(*REMEMBERED)
+        self.reset_choices()
 
     def reset_choices(self, *_: Any) -> None:
-        """Refresh the layer lists (napari calls this when layers change); with two scans or
-        more, fixed and moving start as different ones."""
+        """Refresh the layer lists (on every change of the layer list).
+
+        While fixed and moving show the same layer (or one shows none), they become the two
+        scans most worth registering (:func:`~napari_medseg.fusion.suggest_pair`: of one body
+        region, different modalities preferred), results such as a fused image left out.
+        """
         super().reset_choices()
-        images = [layer for layer in self.viewer.layers
-                  if isinstance(layer, napari.layers.Image)]
-        if self.fixed.value is self.moving.value and len(images) > 1:
-            self.moving.value = next(i for i in images if i is not self.fixed.value)
+        fixed, moving = self.fixed.value, self.moving.value
+        if fixed is not None and moving is not None and fixed is not moving:
+            return
+        layers = [layer for _name, layer in self.layer_choices(napari.layers.Image)()
+                  if not is_derived(layer)]
+        try:
+            pair = suggest_pair([scan_from_layer(layer) for layer in layers])
+        except MedsegError:  # a layer not placed in space, an RGB picture: no suggestion
+            pair = None
+        if pair is not None:
+            self.fixed.value, self.moving.value = layers[pair[0]], layers[pair[1]]
 
     def prepare(self) -> JobStart | None:
         fixed_layer, moving_layer = self.fixed.value, self.moving.value
@@ -135,17 +146,22 @@ class FuseWidget(JobWidget):
             add_layer_data(self.viewer, scan_layer_data(
                 scan, name=unique_layer_name(self.viewer, name), **display))
 
-        # one layer per event-loop turn: the window repaints between napari's layer additions
+        # one layer per event-loop turn: the window repaints between napari's layer additions;
+        # the registered scan shows over the fixed one (additive), the fused image and the
+        # views start hidden so that nothing opaque covers it: tick one to compare
         steps = [lambda: add(
-            result.resampled, f"{moving_name} registered",
+            result.resampled, f"{moving_name} registered", derived="registered",
             colormap="hot" if modality == "PT" else "magenta", blending="additive",
             contrast_limits=default_contrast_limits(result.resampled.array, modality))]
         if result.fused is not None:
             fused = result.fused
-            steps.append(lambda: add(fused, "fused"))
+            steps.append(lambda: add(fused, "fused", derived="fused", visible=False))
         views = (result.checkerboard, result.difference)
-        steps.append(lambda: add(views[0], "checkerboard", visible=False))
-        steps.append(lambda: add(views[1], "difference", colormap="bwr",
+        steps.append(lambda: add(views[0], "checkerboard", derived="checkerboard",
+                                 visible=False))
+        steps.append(lambda: add(views[1], "difference", derived="difference", colormap="bwr",
                                  contrast_limits=(-1.0, 1.0), visible=False))
+        hidden = "fused, checkerboard" if result.fused is not None else "checkerboard"
         self.present(*steps, outcome=f"{reg.kind}, mutual information {reg.initial_metric:.3f} "
-                                  f"-> {reg.final_metric:.3f} (lower is better)")
+                                  f"-> {reg.final_metric:.3f} (lower is better); {hidden} and "
+                                  "difference are hidden layers: show one to compare")

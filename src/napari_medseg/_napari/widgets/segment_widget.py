@@ -22,7 +22,7 @@ from collections.abc import Generator
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, create_widget
+from magicgui.widgets import ComboBox, Container, FileEdit, ListEdit
 
 import napari
 from napari_medseg._napari import shortcuts
@@ -33,6 +33,7 @@ from napari_medseg._napari.layers import (
     MODALITY_KEY,
     MODEL_KEY,
     add_layer_data,
+    is_derived,
     label_layer_data,
     scan_from_layer,
     scan_layer_data,
@@ -70,8 +71,10 @@ class SegmentWidget(JobWidget):
         self.predictors = PredictorCache()
         self.last_prediction: Prediction | None = None
 
-        self.images = create_widget(annotation=list[napari.layers.Image], label="scan(s)")
-        self.images.tooltip = "Image layer(s) to segment; several = the channels of the model"
+        self.images = ListEdit(annotation=list[napari.layers.Image], label="scan(s)",
+                               options={"choices": self.layer_choices(napari.layers.Image)},
+                               tooltip="Image layer(s) to segment; several = the channels of "
+                                       "the model")
         self.model = ComboBox(label="model", choices=self._model_choices,
                               tooltip="Starter models, your models folder, or a file")
         self.model_file = FileEdit(label="file", filter="*.safetensors", mode="r",
@@ -104,17 +107,26 @@ class SegmentWidget(JobWidget):
         self.images.changed.connect(self._suggest_model)
         self._describe_scan_rows()
         self._on_model()
+        self.reset_choices()
 
     # ---------------------------------------------------------------- choices
     def reset_choices(self, *_: Any) -> None:
-        """Refresh layer and model lists (napari calls this when layers change)."""
+        """Refresh layer and model lists (on every change of the layer list).
+
+        With no scan chosen (or every chosen one gone), the first scan is chosen: an Image
+        layer that is neither an overlay nor a result (a probability, a fused image...).
+        """
         super().reset_choices()
-        if not self.images.value:
-            images = [layer for layer in self.viewer.layers
-                      if isinstance(layer, napari.layers.Image)]
-            if images:
-                self.images.value = [images[0]]
+        if not self.scans():
+            scans = [layer for _name, layer in self.layer_choices(napari.layers.Image)()
+                     if not is_derived(layer)]
+            if scans:
+                self.images.value = [scans[0]]
                 self._suggest_model()
+
+    def scans(self) -> list[napari.layers.Image]:
+        """The chosen Image layers, one per input channel, in order."""
+        return [layer for layer in (self.images.value or []) if layer is not None]
 
     def _describe_scan_rows(self, *_: Any) -> None:
         """The scan list grows a row (layer + remove button) per channel: tooltips for each."""
@@ -135,7 +147,7 @@ class SegmentWidget(JobWidget):
         The chosen model stays when it fits that modality too (a remembered fine-tuned
         version, say), and so does an explicit checkpoint file.
         """
-        layers = list(self.images.value or [])
+        layers = self.scans()
         if not layers or self.model.value == FROM_FILE:
             return
         suggested = model_for(layers[0].metadata.get(MODALITY_KEY, "unknown"),
@@ -178,7 +190,7 @@ class SegmentWidget(JobWidget):
         self.run()
 
     def prepare(self) -> JobStart | None:
-        layers = list(self.images.value or [])
+        layers = self.scans()
         if not layers:
             warn("select the image layer(s) to segment")
             return None
@@ -205,7 +217,8 @@ class SegmentWidget(JobWidget):
                               geometry=result.labels.geometry)
             add_layer_data(self.viewer, scan_layer_data(
                 foreground, name=unique_layer_name(self.viewer, f"{name} probability"),
-                colormap="magma", blending="additive", contrast_limits=(0.0, 1.0)))
+                derived="probability", colormap="magma", blending="additive",
+                contrast_limits=(0.0, 1.0)))
 
         # one layer per event-loop turn: the window repaints between napari's layer additions
         steps = [lambda: add_layer_data(self.viewer, labels)]
