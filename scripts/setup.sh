@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up napari-medseg on a fresh Debian machine with Python 3.11:
-#   * the system libraries Qt needs (and Xvfb, a virtual screen, for tests or headless machines),
+#   * the system libraries Qt needs (and Xvfb, a virtual screen, for tests or headless machines;
+#     with --test also dicom3tools, whose dciodvfy validates the DICOM-SEG files we write),
 #   * .venv with torch installed FIRST (a bare `torch` requirement would pull GBs of CUDA
 #     packages on a CPU machine; GPU users install their CUDA torch beforehand and keep it),
 #   * the project in editable mode with the PyQt5 binding (and the test extra with --test).
@@ -17,6 +18,9 @@ libxcb-shape0 libxcb-randr0 libxcb-xkb1 libxcb-cursor0 libxkbcommon-x11-0 libgl1
 libfontconfig1 libdbus-1-3"
 if [ "$want_test" = 1 ] || [ -z "${DISPLAY:-}" ]; then
     apt_pkgs="$apt_pkgs xvfb xauth"
+fi
+if [ "$want_test" = 1 ]; then
+    apt_pkgs="$apt_pkgs dicom3tools"  # dciodvfy: the DICOM-SEG tests validate our files with it
 fi
 missing=""
 for pkg in $apt_pkgs; do

@@ -12,6 +12,7 @@ import pytest
 
 from napari_medseg.cli import main
 from napari_medseg.io import read_label_map, read_scan
+from tests.io.seg_helpers import copy_series, foreground_checkpoint
 
 
 def test_info_json_describes_the_geometry(shared_data, capsys):
@@ -79,6 +80,115 @@ def test_errors_are_one_line_without_traceback(tmp_path):
     assert len(lines) == 1
     assert lines[0].startswith("napari-medseg info: error: bad.nii.gz")
     assert "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------- DICOM-SEG
+CT_LABELS = "dicom_series_ct_labels/example_seg_dicom.nii.gz"
+
+
+def test_convert_labels_to_dicom_seg_on_their_series(shared_data, tmp_path, capsys):
+    import pydicom
+
+    out = tmp_path / "organs.dcm"
+    series = shared_data / "dicom_series_ct"
+    code = main(["convert", str(shared_data / CT_LABELS), str(out), "--reference", str(series)])
+    assert code == 0
+    assert "wrote label map" in capsys.readouterr().out
+    ds = pydicom.dcmread(out, stop_before_pixels=True)
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.4"
+    assert len(ds.SegmentSequence) == 31
+    assert len(ds.ReferencedSeriesSequence[0].ReferencedInstanceSequence) == 20
+    back = read_label_map(out, reference=series)  # the NIfTI rows run the other way
+    np.testing.assert_array_equal(back.array, read_label_map(shared_data / CT_LABELS).array[
+        :, ::-1, :])
+    assert main(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "DICOM-SEG"
+    assert info["modality"] == "SEG"
+    assert info["shape"] == [20, 512, 512]
+    assert len(info["segments"]) == 31
+    assert info["provenance"]["made_by"] == "napari-medseg convert"
+    assert info["provenance"]["derived_from"]["file"].endswith("example_seg_dicom.nii.gz")
+    assert info["sidecar"]["matches_file"] is True
+
+
+def test_convert_to_dicom_seg_needs_the_series(shared_data, tmp_path, capsys):
+    out = tmp_path / "organs.dcm"
+    assert main(["convert", str(shared_data / CT_LABELS), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "--reference SERIES_DIR" in err
+    assert len(err.strip().splitlines()) == 1
+    # labels on another grid than the series given: refused, nothing written
+    other = shared_data / "ct_abdomen" / "example_seg.nii.gz"
+    assert main(["convert", str(other), str(out), "--reference",
+                 str(shared_data / "dicom_series_ct")]) == 1
+    assert "do not lie on the voxels" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_convert_dicom_seg_back_keeps_names_and_record(shared_data, tmp_path, capsys):
+    from napari_medseg.io import write_label_map
+    from napari_medseg.scan import LabelMap
+
+    ct = read_scan(shared_data / "dicom_series_ct")
+    array = np.zeros(ct.shape, np.uint8)
+    array[3:9, 200:260, 180:240] = 5
+    array[10:12, 300:320, 300:330] = 1
+    seg = write_label_map(LabelMap(array=array, geometry=ct.geometry,
+                                   class_names={0: "background", 1: "spleen", 5: "liver"}),
+                          tmp_path / "seg.dcm", reference=ct)
+    out = tmp_path / "seg.nii.gz"
+    assert main(["convert", str(seg), str(out)]) == 0
+    capsys.readouterr()
+    back = read_label_map(out)
+    np.testing.assert_array_equal(back.array, array)
+    assert back.class_names == {0: "background", 1: "spleen", 5: "liver"}  # from the sidecar
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "liver  Liver [SCT 10200004]" in text
+    assert "converted   from" in text
+
+
+def test_predict_writes_dicom_seg_on_the_input_series_with_its_record(shared_data, tmp_path,
+                                                                      capsys):
+    import pydicom
+
+    from napari_medseg.provenance import file_hash
+
+    # four slices of the CT series keep the run short
+    series = copy_series(shared_data / "dicom_series_ct", tmp_path / "ct", 6, 10)
+    model = foreground_checkpoint(tmp_path / "liver.safetensors")
+    out = tmp_path / "pred.dcm"
+    code = main(["predict", "--model", str(model), "--input", str(series), "--output", str(out),
+                 "--device", "cpu", "--tile", "4", "256", "256", "--overlap", "0", "--quiet"])
+    assert code == 0
+    ds = pydicom.dcmread(out, stop_before_pixels=True)
+    (segment,) = ds.SegmentSequence
+    assert segment.SegmentLabel == "liver"
+    assert segment.SegmentAlgorithmType == "AUTOMATIC"
+    algorithm = segment.SegmentationAlgorithmIdentificationSequence[0]
+    assert algorithm.AlgorithmName == "liver"
+    assert algorithm.AlgorithmVersion == file_hash(model)[7:23]
+    assert int(ds.NumberOfFrames) == 4  # every voxel is "liver": one frame per slice
+    assert ds.ContentDescription.startswith("liver on scan ")
+    assert main(["info", str(out), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)["provenance"]
+    assert record["made_by"] == "napari-medseg predict"
+    assert record["models"][0]["file_hash"] == file_hash(model)
+    assert record["models"][0]["training"] == {"mode": "train", "steps": 1}
+    assert record["scan"]["dicom"]["n_slices"] == 4
+    assert record["options"]["overlap"] == 0.0
+
+
+def test_predict_to_dicom_seg_from_a_nifti_scan_fails_before_the_run(shared_data, tmp_path,
+                                                                     capsys):
+    model = foreground_checkpoint(tmp_path / "liver.safetensors")
+    scan = shared_data / "ct_abdomen" / "example_ct_sm.nii.gz"
+    code = main(["predict", "--model", str(model), "--input", str(scan), "--output",
+                 str(tmp_path / "pred.dcm"), "--device", "cpu", "--quiet"])
+    assert code == 1
+    assert "not read from a DICOM series" in capsys.readouterr().err
+    assert not (tmp_path / "pred.dcm").exists()
 
 
 def test_evaluate_shows_the_references_names_and_what_was_averaged(shared_data, tmp_path,

@@ -66,5 +66,6 @@ def test_the_verbs_offer_the_flags_they_always_had():
             "--no-resample", "--probabilities", "--series", "--overwrite"} <= flags["predict"]
     assert {"--classes", "--no-surface", "--json", "--csv", "--overwrite"} <= flags["evaluate"]
     assert {"--series", "--labels", "--overwrite", "--nan"} <= flags["convert"]
+    assert {"--reference", "--reference-series"} <= flags["convert"]  # DICOM-SEG (#18)
     assert {"--register", "--init", "--method", "--normalisation", "--weights", "--levels",
             "--detail-rule", "--wavelet", "--transform-in", "--quality"} <= flags["fuse"]

@@ -80,3 +80,25 @@ def test_a_model_must_be_named():
     with pytest.raises(ValueError, match="combine must be one of"):
         SegmentOptions(models=("a",), combine="median")
     assert SegmentOptions(models="head-ct-tissue").models == ("head-ct-tissue",)
+
+
+def test_asked_for_one_the_job_builds_the_runs_provenance_record(crop, checkpoints):
+    from napari_medseg.inference.segment import segment_record
+    from napari_medseg.provenance import content_hash, file_hash
+
+    options = _options(checkpoints[0], overlap=0.25)
+    assert run_to_end(segment_job(crop, options)).provenance is None  # not asked: no hashing
+    prediction = run_to_end(segment_job(crop, options, made_by="a script"))
+    record = prediction.provenance
+    assert record is not None
+    assert record.made_by == "a script"
+    assert record.scan is not None
+    assert record.scan.content_hash == content_hash(crop.array, geometry=crop.geometry)
+    assert record.result_hash == content_hash(prediction.labels.array)
+    assert [m.file_hash for m in record.models] == [file_hash(checkpoints[0])]
+    assert record.options["overlap"] == 0.25  # the window options, as the CLI records them
+    # a record that cannot be completed says why instead of failing the run
+    gone = _options(checkpoints[0].parent / "deleted.safetensors")
+    broken = segment_record(crop, gone, prediction.labels, made_by="a script")
+    assert broken.models == ()
+    assert any("deleted" in note and "could not be completed" in note for note in broken.notes)

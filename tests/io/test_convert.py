@@ -69,3 +69,43 @@ def test_nan_voxels_are_refused_or_filled(tmp_path):
         convert(path, tmp_path / "a.nrrd")
     filled = convert(path, tmp_path / "b.nrrd", ConvertOptions(nan_policy="fill"))
     assert np.isfinite(read_scan(filled.path).array).all()
+
+
+def test_dicom_seg_output_needs_its_series_and_is_checked_before_reading(files):
+    from napari_medseg.errors import MedsegError
+    from napari_medseg.io.dicom_seg import MissingReferenceError
+
+    _ct, seg, folder = files
+    job = convert_job(folder / "missing.nii.gz", folder / "seg.dcm")  # never opened
+    with pytest.raises(MissingReferenceError, match="--reference SERIES_DIR"):
+        run_to_end(job)
+    with pytest.raises(MedsegError, match=r"is for DICOM-SEG input or output \(\.dcm\)"):
+        convert(seg, folder / "seg.mha", ConvertOptions(reference=str(folder)))
+    with pytest.raises(MedsegError, match="a DICOM-SEG holds a label map"):
+        convert(seg, folder / "seg.dcm", ConvertOptions(labels=False, reference=str(folder)))
+    assert sorted(p.name for p in folder.iterdir()) == ["ct.nrrd", "seg.nrrd"]
+
+
+def test_labels_to_dicom_seg_and_back_keep_names_and_record(shared_data, tmp_path):
+    from napari_medseg.io import read_label_file
+    from tests.io.seg_helpers import copy_series
+
+    series = copy_series(shared_data / "dicom_series_ct", tmp_path / "ct", 6, 10)
+    ct = read_scan(series)
+    array = np.zeros(ct.shape, np.uint8)
+    array[1:3, 200:260, 180:240] = 5
+    nifti = write_label_map(LabelMap(array, ct.geometry, {0: "background", 5: "liver",
+                                                          7: "lesion"}),
+                            tmp_path / "organs.nii.gz")  # names in the sidecar (NIfTI)
+    out = convert(nifti, tmp_path / "organs.dcm", ConvertOptions(reference=str(series)))
+    assert (out.kind, out.shape, out.n_classes) == ("label map", ct.shape, 2)
+    assert out.notes == ("not written, no voxel: 7 (lesion)",)
+    back = convert(out.path, tmp_path / "back.nrrd")  # a DICOM-SEG input: read as labels
+    assert back.kind == "label map"
+    found = read_label_file(back.path)
+    np.testing.assert_array_equal(found.labels.array, array)
+    assert found.labels.class_names[5] == "liver"
+    assert (found.terms[5].type.scheme, found.terms[5].type.value) == ("SCT", "10200004")
+    assert found.provenance is not None
+    assert found.provenance.made_by == "napari-medseg convert"
+    assert found.provenance.derived_from["file"] == str(out.path)

@@ -67,6 +67,25 @@ def test_a_scan_goes_to_a_layer_and_back_with_geometry_modality_source_and_name(
     assert scan_from_layer(layer).name == "my CT"  # messages name the layer as shown
 
 
+def test_a_scan_read_from_a_dicom_series_keeps_its_reference_through_the_layer(shared_data,
+                                                                            tmp_path):
+    from napari_medseg._napari.layers import DICOM_REFERENCE_KEY
+    from napari_medseg.io import dicom_reference
+    from tests.io.seg_helpers import copy_series
+
+    series = copy_series(shared_data / "dicom_series_ct", tmp_path / "ct", 6, 8)
+    scan = read_scan(series)
+    reference = dicom_reference(scan.metadata)
+    assert reference is not None
+    layer = Layer.create(*scan_layer_data(scan))
+    assert layer.metadata[DICOM_REFERENCE_KEY] == reference.to_json()
+    back = scan_from_layer(layer)  # what a widget segments: labels on it save as DICOM-SEG
+    assert dicom_reference(back.metadata) == reference
+    assert back.source == series
+    data, meta, _kind = layer.as_layer_data_tuple()  # what napari gives a writer
+    assert dicom_reference(scan_from_layer_data(data, meta).metadata) == reference
+
+
 def test_display_options_override_the_defaults(oblique):
     scan = Scan(np.zeros((2, 3, 4), np.float32), oblique)
     data, kwargs, kind = scan_layer_data(scan, name="fused", colormap="magma", opacity=0.5,

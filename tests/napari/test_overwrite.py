@@ -38,7 +38,10 @@ def test_saving_from_python_writes_new_files_and_refuses_to_replace(labels, tmp_
     with pytest.raises(OutputExistsError):  # the image writer too
         napari.save_layers(str(kept), [viewer.add_image(np.ones((3, 3)))], plugin=PLUGIN)
     assert kept.read_bytes() == b"a person's file"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.nrrd", "new.nii.gz"]
+    # the new file has its provenance sidecar (#18); the refused saves wrote nothing, not even
+    # a sidecar for kept.nrrd
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.nrrd", "new.nii.gz",
+                                                          "new.nii.gz.provenance.json"]
 
 
 def _answer_save_dialog(monkeypatch, path, asked):

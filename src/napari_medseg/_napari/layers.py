@@ -21,8 +21,9 @@ Geometry travels in one form: the layer's own transform.  A layer shows voxel ``
 affine, and a layer a person moves (or a script creates) is read back where it is shown.
 Class names travel in the Labels layer's features table (columns ``index`` and ``class``).
 Layer metadata holds what a transform cannot: the modality (and how it was decided), the
-source file, the model that made a prediction, its fit check, and whether a layer is an
-overlay (the keys below).
+source file, the DICOM series a scan was read from, the model that made a prediction, its fit
+check, whether a layer is an overlay, and for label maps the scan they were made on, their
+provenance record and coded terms (the keys below).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import numpy as np
 
 from napari_medseg.display import default_contrast_limits
 from napari_medseg.errors import GeometryMismatchError
+from napari_medseg.io.dicom_reference import REFERENCE_KEY
 from napari_medseg.io.itk import to_label_array
 from napari_medseg.scan import MODALITIES, Geometry, LabelMap, Scan
 
@@ -47,6 +49,14 @@ MR_CONTRAST_KEY = "medseg_mr_contrast"
 SKULL_STRIPPED_KEY = "medseg_skull_stripped"
 #: Layer metadata: the file or folder the layer was read from (``None`` when made here).
 SOURCE_KEY = "medseg_source"
+#: Image and Labels layers: the DICOM series the scan was read from (a DicomSeriesReference as
+#: JSON), so that labels made on it can be saved as DICOM-SEG referencing it.
+DICOM_REFERENCE_KEY = "medseg_dicom_reference"
+#: Labels layers: the scan they were made on (its file or folder), the provenance record
+#: (a dict, see napari_medseg.provenance) and the coded terms by label value (dicts).
+SCAN_KEY = "medseg_scan"
+PROVENANCE_KEY = "medseg_provenance"
+TERMS_KEY = "medseg_segment_terms"
 #: Labels layer metadata: the checkpoint that made them (Fine-tune starts from it).
 MODEL_KEY = "medseg_model"
 #: Layer metadata: ``True`` on overlays (the labeled region...), never offered as an input.
@@ -129,20 +139,24 @@ def _source(metadata: Mapping[str, Any]) -> Path | None:
 def scan_layer_data(scan: Scan, *, name: str | None = None, derived: str | None = None,
                     **display: Any) -> LayerData:
     """An Image ``LayerDataTuple`` of ``scan``: placed in world mm, grey, windowed for its
-    modality; ``derived`` marks a result image (:data:`DERIVED_KEY`); ``display`` (colormap,
-    blending, opacity, visible, contrast_limits...) overrides those defaults."""
+    modality, with the DICOM series it was read from (if it was); ``derived`` marks a result
+    image (:data:`DERIVED_KEY`); ``display`` (colormap, blending, opacity, visible,
+    contrast_limits...) overrides those defaults."""
     kwargs = geometry_kwargs(scan.geometry)
+    metadata: dict[str, Any] = {
+        MODALITY_KEY: scan.modality,
+        MODALITY_REASON_KEY: scan.modality_reason,
+        MR_CONTRAST_KEY: scan.mr_contrast,
+        SKULL_STRIPPED_KEY: scan.skull_stripped,
+        SOURCE_KEY: str(scan.source) if scan.source else None,
+    }
+    if scan.metadata.get(REFERENCE_KEY):  # read from a DICOM series
+        metadata[DICOM_REFERENCE_KEY] = scan.metadata[REFERENCE_KEY]
     kwargs.update(
         name=name or scan.name,
         contrast_limits=default_contrast_limits(scan.array, scan.modality),
         colormap="gray",
-        metadata={
-            MODALITY_KEY: scan.modality,
-            MODALITY_REASON_KEY: scan.modality_reason,
-            MR_CONTRAST_KEY: scan.mr_contrast,
-            SKULL_STRIPPED_KEY: scan.skull_stripped,
-            SOURCE_KEY: str(scan.source) if scan.source else None,
-        },
+        metadata=metadata,
     )
     kwargs.update(display)
     if derived is not None:  # a result image (a probability, a fused image...), not a scan
@@ -152,7 +166,9 @@ def scan_layer_data(scan: Scan, *, name: str | None = None, derived: str | None 
 
 def scan_from_layer_data(data: Any, meta: Mapping[str, Any]) -> Scan:
     """A :class:`Scan` of an Image layer's ``data`` (``(Z, Y, X)`` or ``(Y, X)``), placed where
-    the layer shows it; ``meta`` as :func:`layer_meta` (or napari, to a writer) gives it."""
+    the layer shows it; ``meta`` as :func:`layer_meta` (or napari, to a writer) gives it.  The
+    DICOM series the layer was read from, if it was, goes along (``scan.metadata``), so that
+    labels made on the scan can be saved as DICOM-SEG referencing it."""
     array = np.asarray(data)
     name = str(meta.get("name") or "") or None
     if meta.get("rgb") or array.ndim not in (2, 3):
@@ -160,8 +176,10 @@ def scan_from_layer_data(data: Any, meta: Mapping[str, Any]) -> Scan:
                "single-channel 2D or 3D images")
         raise GeometryMismatchError(msg)
     metadata = _metadata(meta)
+    reference = metadata.get(DICOM_REFERENCE_KEY)
     return Scan(array=array, geometry=geometry_from_layer_meta(meta, array.ndim),
                 modality=str(metadata.get(MODALITY_KEY, "unknown")),
+                metadata={REFERENCE_KEY: str(reference)} if reference else {},
                 source=_source(metadata), display_name=name,
                 modality_reason=str(metadata.get(MODALITY_REASON_KEY) or ""),
                 mr_contrast=metadata.get(MR_CONTRAST_KEY),

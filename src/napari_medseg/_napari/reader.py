@@ -1,26 +1,39 @@
 """npe2 reader contribution: scans open as Image layers, label files as Labels layers.
 
+A DICOM-SEG file opens as a Labels layer on its series' geometry (the grid recorded beside
+it, else the one its frames span), with its segments' names, colours and coded terms.  Label
+files bring their provenance record along (layer metadata), which the writer saves again.
+
 Errors of the project's family become a napari notification that says what was wrong and
 what to do, and no layer is added (napari's own reader dialog would only say "failed").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from napari_medseg._napari.layers import label_layer_data, scan_layer_data
+from napari_medseg._napari.layers import (
+    DICOM_REFERENCE_KEY,
+    PROVENANCE_KEY,
+    TERMS_KEY,
+    label_layer_data,
+    scan_layer_data,
+)
 from napari_medseg._napari.notify import report
 from napari_medseg.errors import MedsegError
 from napari_medseg.io import (
     list_dicom_series,
     looks_like_label_map,
+    read_dicom_reference,
+    read_label_file,
     read_label_map,
     read_scan,
 )
+from napari_medseg.io.dicom_seg_read import is_dicom_seg
 from napari_medseg.io.formats import Format, detect_format, is_dicom_file
-from napari_medseg.io.read import label_map_from_scan
+from napari_medseg.io.read import LabelFile, label_file_from_scan
 
 LayerData = tuple[Any, ...]
 _EMPTY: list[LayerData] = [(None,)]  # napari's sentinel for "read fine, nothing to add"
@@ -70,6 +83,9 @@ def _read_layers(path: str | list[str]) -> list[LayerData]:
     layers: list[LayerData] = []
     seen_dicom_folders: set[Path] = set()
     for p in paths:
+        if p.is_file() and is_dicom_seg(p):
+            layers.append(seg_layer_data(p))
+            continue
         if detect_format(p) is Format.DICOM:
             folder = p if p.is_dir() else p.parent
             if folder in seen_dicom_folders:
@@ -88,8 +104,54 @@ def layer_data_for_file(path: Path) -> LayerData:
     """An Image layer for a scan, a Labels layer for a label file."""
     scan = read_scan(path)
     if looks_like_label_map(scan.array, scan.name):
-        return label_layer_data(label_map_from_scan(scan))
+        return labels_layer_data(label_file_from_scan(scan))
     return scan_layer_data(scan)
+
+
+def labels_layer_data(found: LabelFile, metadata: Mapping[str, Any] | None = None
+                      ) -> LayerData:
+    """A Labels layer of a label file, its terms and provenance record (and ``metadata``) in
+    the layer's metadata."""
+    meta: dict[str, Any] = {TERMS_KEY: {str(k): t.to_dict() for k, t in found.terms.items()}}
+    if found.provenance is not None:
+        meta[PROVENANCE_KEY] = found.provenance.to_dict()
+    return label_layer_data(found.labels, metadata={**meta, **dict(metadata or {})})
+
+
+def seg_layer_data(path: Path) -> LayerData:
+    """A Labels layer of a DICOM-SEG, coloured as its segments recommend; when the series it
+    was written on is still where the record says, the layer carries its reference (and can be
+    saved as DICOM-SEG again)."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    found = read_label_file(path)
+    reference = _series_of(found)
+    data, kwargs, kind = labels_layer_data(
+        found, {DICOM_REFERENCE_KEY: reference} if reference is not None else None)
+    colours: dict[int | None, tuple[float, ...]] = {None: (0.0, 0.0, 0.0, 0.0),
+                                                     0: (0.0, 0.0, 0.0, 0.0)}
+    for value, term in found.terms.items():
+        colours[value] = (*(c / 255 for c in term.colour), 1.0)
+    kwargs["colormap"] = DirectLabelColormap(color_dict=colours)
+    return data, kwargs, kind
+
+
+def _series_of(found: LabelFile) -> str | None:
+    """The recorded series of a DICOM-SEG as reference JSON, if it is still there and its
+    grid is the layer's."""
+    record = found.provenance
+    folder = (record.scan.dicom or {}).get("folder") if record and record.scan else None
+    if not folder or not Path(folder).is_dir():
+        return None
+    try:
+        reference = read_dicom_reference(Path(folder))
+        geometry, shape = reference.grid()
+    except (MedsegError, ValueError):
+        return None
+    labels = found.labels
+    if tuple(shape) != labels.shape or not geometry.is_close(labels.geometry, atol_mm=0.05):
+        return None
+    return reference.to_json()
 
 
 __all__ = ["get_reader", "read_label_map", "read_layers"]

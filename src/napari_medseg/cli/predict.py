@@ -4,6 +4,9 @@
         --output LABELS [--probabilities FILE] [--device D] [--tile Z Y X] [--overlap F]
         [--tta] [--batch N] [--slice-axis A] [--modality M] [--strict] [--overwrite]
 
+``--output seg.dcm`` writes a DICOM-SEG on the input's DICOM series (the input must be one);
+every label map gets its provenance record beside it (``LABELS.provenance.json``).
+
 Several ``--input`` are the channels of a multi-modal model (on one grid); several
 ``--model`` form an ensemble.  The output has the first input's geometry.  Before running,
 the fit check (:mod:`napari_medseg.inference.fit`) compares the scan with what each model
@@ -41,7 +44,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="starter model name or checkpoint file; repeat for an ensemble")
     p.add_argument("--input", action="append",
                    help="scan (file or DICOM folder); repeat for multi-channel models")
-    p.add_argument("--output", type=Path, help="label map to write")
+    p.add_argument("--output", type=Path,
+                   help="label map to write (.nii.gz, .nrrd, .mha...; .dcm: DICOM-SEG on the "
+                        "input DICOM series)")
     p.add_argument("--input-list", type=Path, metavar="MANIFEST",
                    help="a cohort: CSV/JSON/text manifest or folder of scans (with --output-dir)")
     p.add_argument("--output-dir", type=Path, help="cohort: folder of the label maps and summary")
@@ -78,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from napari_medseg.inference.fit import check_model
     from napari_medseg.inference.segment import segment_job
     from napari_medseg.io import read_scan, write_label_map, write_probabilities
-    from napari_medseg.io.write import PROBABILITY_SUFFIXES
+    from napari_medseg.io.write import PROBABILITY_SUFFIXES, check_label_target
 
     if args.input_list is not None or args.output_dir is not None:
         return run_cohort(args)
@@ -96,20 +101,23 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     outputs = [args.output] + ([args.probabilities] if args.probabilities else [])
     for out in outputs:  # fail before any work
-        check_writable_suffix(out)
+        check_writable_suffix(out, labels=out is args.output)
         check_can_write(out, overwrite=args.overwrite)
     if args.probabilities and args.probabilities.suffix.lower() not in PROBABILITY_SUFFIXES:
         msg = "--probabilities must be a .nrrd or .mha file (one component per class)"
         raise MedsegError(msg)
     options = segment_options(args)
     scans = [read_scan(path, series=args.series, modality=args.modality) for path in args.input]
+    check_label_target(args.output, overwrite=args.overwrite, reference=scans[0])  # .dcm: DICOM
     for report in [check_model(model, scans) for model in args.model]:  # before any work
         for line in report.lines():
             print(f"napari-medseg predict: {line}", file=sys.stderr)
         if args.strict and report.warnings:
             raise MedsegError(report.refusal("--strict"))
-    result = run_to_end(segment_job(scans, options), TerminalProgress(quiet=args.quiet))
-    write_label_map(result.labels, args.output, overwrite=args.overwrite)
+    result = run_to_end(segment_job(scans, options, made_by="napari-medseg predict"),
+                        TerminalProgress(quiet=args.quiet))
+    write_label_map(result.labels, args.output, overwrite=args.overwrite, reference=scans[0],
+                    provenance=result.provenance)
     if args.probabilities and result.probabilities is not None:
         write_probabilities(result.probabilities, result.labels.geometry, args.probabilities,
                             overwrite=args.overwrite)

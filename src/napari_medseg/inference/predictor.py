@@ -22,7 +22,7 @@ import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +43,9 @@ from napari_medseg.io.limits import MAX_SCAN_BYTES
 from napari_medseg.models import CheckpointSpec, load_checkpoint
 from napari_medseg.scan import LabelMap, Scan, default_class_names
 
+if TYPE_CHECKING:
+    from napari_medseg.provenance import ProvenanceRecord
+
 DEFAULT_TILE = {2: (256, 256), 3: (96, 96, 96)}
 
 
@@ -55,7 +58,8 @@ class Prediction:
     """The result of a run: labels on the scan's grid and, if asked, probabilities.
 
     ``probabilities`` is ``(K, *spatial)`` float16 on the scan's grid (``None`` unless
-    ``keep_probabilities``).
+    ``keep_probabilities``); ``provenance`` the record of how the labels were made, when the
+    job was asked for one (see :func:`~napari_medseg.inference.segment.segment_job`).
     """
 
     labels: LabelMap
@@ -63,6 +67,7 @@ class Prediction:
     device: str
     seconds: float
     n_tiles: int
+    provenance: ProvenanceRecord | None = None
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -6,6 +6,10 @@ and the prediction into files or layers.  A :class:`PredictorCache` keeps loaded
 between runs (the widget keeps one; a script may too).
 
 >>> prediction = run_to_end(segment_job(scan, SegmentOptions(models=("head-ct-tissue",))))
+
+With ``made_by`` the job also builds the run's provenance record (``prediction.provenance``,
+see :func:`segment_record`): the scan is hashed in the job, so a front end that runs it in a
+worker keeps that work off its event loop.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from napari_medseg.errors import MedsegError
 from napari_medseg.events import Job, Progress
 from napari_medseg.inference.options import PredictOptions
 from napari_medseg.inference.predictor import InferenceError, Prediction, Predictor
 from napari_medseg.options import option
-from napari_medseg.scan import Scan
+from napari_medseg.provenance import ProvenanceRecord, prediction_record, unknown_record
+from napari_medseg.scan import LabelMap, Scan
 
 COMBINE = ("mean", "vote")
 
@@ -77,15 +83,40 @@ class PredictorCache:
         return len(self._predictors)
 
 
+def segment_record(scans: Scan | Sequence[Scan], options: SegmentOptions, labels: LabelMap,
+                   *, made_by: str) -> ProvenanceRecord:
+    """The provenance record of a :func:`segment_job` run that made ``labels``: the first
+    scan (its voxels and grid hashed, its DICOM identity), the models, the window options
+    (``options.predict``), the software and the labels' hash.
+
+    Never fails: a record that cannot be completed (a checkpoint gone since it was loaded...)
+    says so in its note instead.
+    """
+    scans = [scans] if isinstance(scans, Scan) else list(scans)
+    try:
+        return prediction_record(scans, options.models, options.predict, made_by=made_by,
+                                 labels=labels)
+    except (MedsegError, OSError, ValueError) as error:
+        return unknown_record(made_by=made_by,
+                              note=f"segmented with {options.model_name}; the record could "
+                                   f"not be completed ({error})")
+
+
 def segment_job(scans: Scan | Sequence[Scan], options: SegmentOptions, *,
-                cache: PredictorCache | None = None) -> Job[Prediction]:
+                cache: PredictorCache | None = None,
+                made_by: str | None = None) -> Job[Prediction]:
     """Load the model(s) (or take them from ``cache``) and segment ``scans`` (one per input
     channel, on one grid); a generator job.
 
     Yields a ``"load model"`` :class:`Progress`, then the engine's progress per batch of
     windows (see :meth:`Predictor.predict_job`); returns the :class:`Prediction` (labels on
-    the first scan's grid).  Closing it between two events leaves nothing behind.
+    the first scan's grid), with its provenance record (:func:`segment_record`) when
+    ``made_by`` names who ran it.  Closing it between two events leaves nothing behind.
     """
     yield Progress(stage="load model", done=0, total=1, message="loading the model")
     predictor = (cache or PredictorCache()).get(options)
-    return (yield from predictor.predict_job(scans, options.predict))
+    prediction = yield from predictor.predict_job(scans, options.predict)
+    if made_by is not None:
+        prediction.provenance = segment_record(scans, options, prediction.labels,
+                                               made_by=made_by)
+    return prediction

@@ -9,6 +9,11 @@ What we do ourselves and what SimpleITK (GDCM) does:
   slice normal by ImagePositionPatient, and derive the slice spacing from those positions, not
   from SliceThickness / SpacingBetweenSlices, which are often wrong.  The direction comes from
   ImageOrientationPatient, so oblique series stay oblique.
+* Files that hold no image slice (DICOM-SEG, RT structure sets, reports) are skipped, so a
+  segmentation saved into the series folder does not join the series.
+* The scan remembers the series (:class:`~napari_medseg.io.dicom_reference.
+  DicomSeriesReference` in its metadata): each slice's file, SOP Instance UID and position,
+  which a DICOM-SEG written on the scan references.
 """
 
 from __future__ import annotations
@@ -24,10 +29,17 @@ from napari_medseg.errors import (
     AmbiguousDicomSeriesError,
     DicomSeriesError,
     ScanReadError,
+    UnsupportedScanError,
     setting,
 )
 from napari_medseg.io.content import checked_geometry
-from napari_medseg.io.dicom_structure import check_dicom_file
+from napari_medseg.io.dicom_reference import (
+    REFERENCE_KEY,
+    DicomSeriesReference,
+    DicomSlice,
+    is_image_sop_class,
+)
+from napari_medseg.io.dicom_structure import FileMeta, check_dicom_file
 from napari_medseg.io.formats import is_dicom_file, suffix_of
 from napari_medseg.io.itk import _itk_reason, check_header, geometry_of
 from napari_medseg.scan import Geometry, Scan
@@ -42,7 +54,14 @@ _TAGS = {
     "study_uid": "0020|000d",
     "instance_number": "0020|0013",
     "patient_id": "0010|0020",
+    "sop_class": "0008|0016",
+    "sop_instance": "0008|0018",
+    "frame_of_reference": "0020|0052",
+    "pixel_spacing": "0028|0030",
+    "slice_thickness": "0018|0050",
 }
+#: Tags that differ from slice to slice (not copied into the scan's metadata).
+_PER_SLICE = ("position", "sop_instance", "instance_number")
 #: Relative spread of slice steps above which a series is refused (missing slices, gantry tilt).
 MAX_STEP_SPREAD = 0.1
 
@@ -54,6 +73,16 @@ class _Slice:
     size: tuple[int, ...]
     position: np.ndarray | None
     orientation: np.ndarray | None
+    meta: FileMeta = field(default_factory=FileMeta)
+
+    @property
+    def sop_instance_uid(self) -> str:
+        """The dataset's SOP Instance UID, else the file meta information's."""
+        return self.tags["sop_instance"] or self.meta.sop_instance_uid
+
+    @property
+    def sop_class_uid(self) -> str:
+        return self.tags["sop_class"] or self.meta.sop_class_uid
 
 
 @dataclass
@@ -96,13 +125,19 @@ class _Damaged(str):
     """Why a file failed the structure check (it is damaged, not merely another object)."""
 
 
+class _NotAnImage(str):
+    """A DICOM object that holds no image slice (a segmentation, a report...)."""
+
+
 def _read_slice_header(path: Path) -> _Slice | str:
     """The header of one file, or why it cannot be read (GDCM is only given files whose
     element structure fits in them: see :mod:`napari_medseg.io.dicom_structure`)."""
     try:
-        check_dicom_file(path)
+        meta = check_dicom_file(path).meta
     except ScanReadError as exc:
         return _Damaged(exc)
+    if meta.sop_class_uid and not is_image_sop_class(meta.sop_class_uid):
+        return _NotAnImage(f"{path.name} holds no image (SOP class {meta.sop_class_uid})")
     reader = sitk.ImageFileReader()
     reader.SetImageIO("GDCMImageIO")
     reader.SetFileName(str(path))
@@ -114,12 +149,15 @@ def _read_slice_header(path: Path) -> _Slice | str:
         name: reader.GetMetaData(tag).strip() if reader.HasMetaDataKey(tag) else ""
         for name, tag in _TAGS.items()
     }
+    if tags["sop_class"] and not is_image_sop_class(tags["sop_class"]):
+        return _NotAnImage(f"{path.name} holds no image (SOP class {tags['sop_class']})")
     return _Slice(
         path=path,
         tags=tags,
         size=tuple(int(s) for s in reader.GetSize()),
         position=_floats(tags["position"], 3),
         orientation=_floats(tags["orientation"], 6),
+        meta=meta,
     )
 
 
@@ -156,12 +194,20 @@ def list_dicom_series(path: Path | str) -> list[DicomSeriesInfo]:
         raise DicomSeriesError(msg)
     groups: dict[tuple[str, ...], list[_Slice]] = defaultdict(list)
     problems = []
+    not_images = []
     for f in files:
         header = _read_slice_header(f)
-        if isinstance(header, str):
+        if isinstance(header, _NotAnImage):
+            not_images.append(header)
+        elif isinstance(header, str):
             problems.append(header)
         else:
             groups[_group_key(header)].append(header)
+    if not groups and not_images and not problems:
+        msg = (f"{folder} holds no DICOM image series, only {len(not_images)} other DICOM "
+               f"object(s) ({not_images[0]}); a DICOM-SEG opens with read_label_map (napari: "
+               "File > Open) and lies on the series it references")
+        raise DicomSeriesError(msg)
     if not groups:
         msg = (f"none of the {len(files)} DICOM file(s) in {folder} could be read "
                f"({problems[0]})")
@@ -198,6 +244,10 @@ def _select(
         for s in series:
             if path in s.files:
                 return s
+        msg = (f"{path.name} is no slice of an image series (a DICOM-SEG, a structure set or "
+               "a report?); read a DICOM-SEG with read_label_map (napari: File > Open), or open "
+               f"the folder {path.parent} for its image series")
+        raise UnsupportedScanError(msg)
     if choice is None:
         if len(series) == 1:
             return series[0]
@@ -262,6 +312,37 @@ def _sorted_geometry(slices: list[_Slice], name: str, folder: Path
                                     lambda: _geometry_from(row, col, normal, first, step))
 
 
+def _reference(folder: Path, slices: list[_Slice], chosen: DicomSeriesInfo,
+               slice_geometry: Geometry | None) -> DicomSeriesReference:
+    """What a DICOM-SEG needs to reference these slices (in array order)."""
+    first = slices[0]
+    spacing = _floats(first.tags["pixel_spacing"], 2)
+    thickness = _floats(first.tags["slice_thickness"], 1)
+    return DicomSeriesReference(
+        folder=folder.resolve(),
+        slices=tuple(
+            DicomSlice(file=s.path.name, sop_instance_uid=s.sop_instance_uid,
+                       position=None if s.position is None else (
+                           float(s.position[0]), float(s.position[1]), float(s.position[2])))
+            for s in slices),
+        sop_class_uid=first.sop_class_uid,
+        study_instance_uid=first.tags["study_uid"],
+        series_instance_uid=first.tags["series_uid"],
+        frame_of_reference_uid=first.tags["frame_of_reference"],
+        orientation=None if first.orientation is None else tuple(
+            float(v) for v in first.orientation),
+        pixel_spacing=None if spacing is None else (float(spacing[0]), float(spacing[1])),
+        slice_step=None if slice_geometry is None else float(slice_geometry.spacing[0]),
+        slice_thickness=None if thickness is None else float(thickness[0]),
+        rows=int(first.size[1]),
+        columns=int(first.size[0]),
+        modality=first.tags["modality"].upper(),
+        uids_from_file_meta=any(
+            not s.tags["sop_instance"] or not s.tags["sop_class"] for s in slices),
+        description=chosen.description,
+    )
+
+
 def _instance_number(text: str) -> float:
     """InstanceNumber for sorting; unreadable values sort last."""
     try:
@@ -315,8 +396,10 @@ def read_dicom_series(path: Path, *, series: str | int | None = None) -> Scan:
     else:
         geometry = itk_geometry
     array = sitk.GetArrayFromImage(image)
-    metadata = {f"dicom_{k}": v for k, v in first.tags.items() if v and k != "position"}
+    metadata = {f"dicom_{k}": v for k, v in first.tags.items() if v and k not in _PER_SLICE}
     metadata["dicom_n_slices"] = str(len(slices))
+    folder = path if path.is_dir() else path.parent
+    metadata[REFERENCE_KEY] = _reference(folder, slices, chosen, slice_geometry).to_json()
     return Scan(
         array=array,
         geometry=geometry,
@@ -324,3 +407,18 @@ def read_dicom_series(path: Path, *, series: str | int | None = None) -> Scan:
         metadata=metadata,
         source=path,
     )
+
+
+def read_dicom_reference(path: Path | str, *, series: str | int | None = None
+                         ) -> DicomSeriesReference:
+    """What :func:`read_dicom_series` records about a series, from its headers alone (no
+    pixel is decoded): for writing a DICOM-SEG that references it."""
+    path = Path(path)
+    if not path.exists():
+        msg = f"{path} does not exist; give the folder of the DICOM series (or one of its files)"
+        raise DicomSeriesError(msg)
+    chosen = _select(list_dicom_series(path), path, series)
+    folder = path if path.is_dir() else path.parent
+    slices, slice_geometry = _sorted_geometry(chosen._slices, chosen.description or chosen.uid,
+                                              folder)
+    return _reference(folder, slices, chosen, slice_geometry)

@@ -9,7 +9,9 @@ It also reads the few pixel-module fields that say how many bytes the pixel data
 (rows, columns, frames, samples, bits) and refuses pixel data that cannot hold them.
 
 Only the first :data:`MAX_WALK_ELEMENTS` elements are walked; files in the deflated transfer
-syntax are checked up to their file meta information.
+syntax are checked up to their file meta information.  The file meta information's SOP class
+and instance UIDs are returned too (:class:`FileMeta`): some anonymised exports empty those of
+the dataset but keep these, which identify the same object (PS3.10 7.1).
 """
 
 from __future__ import annotations
@@ -44,6 +46,28 @@ _PIXEL_FIELDS = {0x00280010: "rows", 0x00280011: "columns", 0x00280002: "samples
 
 class _Corrupt(Exception):
     pass
+
+
+#: File meta elements we keep: Media Storage SOP Class / Instance UID, Transfer Syntax UID.
+_META_FIELDS = {0x0002: "sop_class_uid", 0x0003: "sop_instance_uid", 0x0010: "transfer_syntax"}
+
+
+@dataclass(frozen=True)
+class FileMeta:
+    """What a file's meta information (group 0002) says; empty strings where absent."""
+
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
+    transfer_syntax: str = ""
+
+
+@dataclass(frozen=True)
+class DicomFileCheck:
+    """The result of :func:`check_dicom_file`: pixel layout (``None`` for a deflated file,
+    whose dataset is compressed) and file meta information."""
+
+    layout: PixelLayout | None
+    meta: FileMeta
 
 
 @dataclass
@@ -207,11 +231,11 @@ class _Walker:
         setattr(self.layout, name, number)
 
 
-def _meta(data: mmap.mmap | bytes) -> tuple[int, str]:
-    """Position after the file meta information and the transfer syntax it names."""
+def _meta(data: mmap.mmap | bytes) -> tuple[int, FileMeta]:
+    """Position after the file meta information and what it says."""
     if data[128:132] != b"DICM":
-        return 0, ""  # no preamble: a raw dataset, which GDCM reads as implicit VR
-    pos, syntax = 132, ""
+        return 0, FileMeta()  # no preamble: a raw dataset, which GDCM reads as implicit VR
+    pos, values = 132, {}
     while pos + 8 <= len(data):
         group = struct.unpack_from("<H", data, pos)[0]
         if group != 0x0002:
@@ -229,18 +253,20 @@ def _meta(data: mmap.mmap | bytes) -> tuple[int, str]:
         if length == _UNDEFINED or value + length > len(data):
             msg = f"its file meta information claims {length:,} bytes at byte {pos}"
             raise _Corrupt(msg)
-        if struct.unpack_from("<H", data, pos + 2)[0] == 0x0010:
-            syntax = bytes(data[value : value + length]).decode("ascii", "replace")
-            syntax = syntax.strip(" \x00")
+        name = _META_FIELDS.get(struct.unpack_from("<H", data, pos + 2)[0])
+        if name is not None:
+            text = bytes(data[value : value + length]).decode("ascii", "replace")
+            values[name] = text.strip(" \x00")
         pos = value + length
-    return pos, syntax
+    return pos, FileMeta(**values)
 
 
-def check_dicom_file(path: Path) -> PixelLayout | None:
+def check_dicom_file(path: Path) -> DicomFileCheck:
     """Refuse a DICOM file whose element lengths or pixel data do not fit in it.
 
     Returns the declared pixel layout (``None`` for a deflated file, whose dataset is
-    compressed).  Raises :class:`~napari_medseg.errors.ScanReadError` naming the file.
+    compressed) and the file meta information.  Raises
+    :class:`~napari_medseg.errors.ScanReadError` naming the file.
     """
     try:
         with path.open("rb") as handle:
@@ -255,11 +281,25 @@ def check_dicom_file(path: Path) -> PixelLayout | None:
         raise ScanReadError(msg) from exc
 
 
-def _check(data: mmap.mmap, size: int, path: Path) -> PixelLayout | None:
+def read_file_meta(path: Path) -> FileMeta:
+    """The file meta information alone (group 0002, bounded by the file), without walking
+    the dataset; an empty :class:`FileMeta` for a file without it or with a damaged one."""
     try:
-        start, syntax = _meta(data)
+        with path.open("rb") as handle:
+            if path.stat().st_size < 132:
+                return FileMeta()
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return _meta(data)[1]
+    except (OSError, ValueError, _Corrupt, struct.error):
+        return FileMeta()
+
+
+def _check(data: mmap.mmap, size: int, path: Path) -> DicomFileCheck:
+    try:
+        start, meta = _meta(data)
+        syntax = meta.transfer_syntax
         if syntax in _DEFLATED:
-            return None
+            return DicomFileCheck(layout=None, meta=meta)
         explicit = syntax != _IMPLICIT_LE
         if explicit and bytes(data[start + 4 : start + 6]) not in _KNOWN_VRS:
             # no meta information, or a dataset written implicit despite its meta
@@ -276,4 +316,4 @@ def _check(data: mmap.mmap, size: int, path: Path) -> PixelLayout | None:
         encoding = "codec" if layout.encapsulated else "raw"
         check_declared_size(path.name, layout.declared_bytes, layout.pixel_bytes,
                             encoding=encoding)
-    return layout
+    return DicomFileCheck(layout=layout, meta=meta)

@@ -39,6 +39,8 @@ _SUFFIXES: dict[str, Format] = {
 READ_SUFFIXES = tuple(_SUFFIXES)
 #: Suffixes that the writers produce; all keep spacing, origin and direction.
 WRITE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+#: Label maps can also be written as DICOM-SEG (on the DICOM series they were made on).
+LABEL_WRITE_SUFFIXES = (*WRITE_SUFFIXES, ".dcm")
 
 
 def suffix_of(path: Path) -> str:
@@ -82,13 +84,17 @@ def detect_format(path: Path) -> Format:
     raise UnsupportedFormatError(msg)
 
 
-def check_writable_suffix(path: Path) -> str:
-    """The suffix of an output path, or a clear error when we cannot write that format."""
+def check_writable_suffix(path: Path, *, labels: bool = False) -> str:
+    """The suffix of an output path, or a clear error when we cannot write that format.
+
+    ``labels``: the output is a label map, which may also be a DICOM-SEG (``.dcm``).
+    """
     suffix = suffix_of(path)
-    if suffix not in WRITE_SUFFIXES:
+    allowed = LABEL_WRITE_SUFFIXES if labels else WRITE_SUFFIXES
+    if suffix not in allowed:
         msg = (
             f"cannot write {path.name}: output formats that keep the scan geometry are "
-            f"{', '.join(WRITE_SUFFIXES)}"
+            f"{', '.join(allowed)}"
         )
         raise UnsupportedFormatError(msg)
     return suffix

@@ -5,7 +5,9 @@ Thin by design: it turns its layers and controls into
 from :class:`~napari_medseg.inference.PredictOptions`, as the CLI's flags are), runs the core
 :func:`~napari_medseg.inference.segment.segment_job` and turns the prediction into layers.
 Input layers are read once when Segment is pressed, so switching or editing layers mid-run
-changes nothing; results never replace an existing layer.
+changes nothing; results never replace an existing layer.  The labels layer carries the
+scan's file, its DICOM reference (it can be saved as DICOM-SEG) and the run's provenance
+record, which the job builds in the worker (the scan is hashed there, not on the GUI thread).
 
 The model defaults to the one trained for the selected scan's modality (a remembered model
 is kept while it fits); model, device and the Advanced options are remembered between
@@ -26,6 +28,7 @@ import napari
 from napari_medseg._napari import shortcuts
 from napari_medseg._napari.job_widget import JobStart, JobWidget, describe_channel_rows
 from napari_medseg._napari.jobs import gui_friendly_threads
+from napari_medseg._napari.label_records import SEGMENT_WIDGET, segment_result_metadata
 from napari_medseg._napari.layers import (
     MODALITY_KEY,
     MODEL_KEY,
@@ -171,8 +174,9 @@ class SegmentWidget(JobWidget):
     # ---------------------------------------------------------------- run
     def _job(self, scans: list[Scan], options: SegmentOptions
              ) -> Generator[Event, None, Prediction]:
-        with gui_friendly_threads():
-            return (yield from segment_job(scans, options, cache=self.predictors))
+        with gui_friendly_threads():  # the record (the scan's hash) is made here, in the worker
+            return (yield from segment_job(scans, options, cache=self.predictors,
+                                           made_by=SEGMENT_WIDGET))
 
     def segment(self) -> None:
         """Start a run with the current choices (refused while one runs)."""
@@ -190,12 +194,16 @@ class SegmentWidget(JobWidget):
         what = names[0] if modality in ("", "unknown") else f"{names[0]} ({modality})"
         return JobStart(self._job(scans, options), text=f"Segmenting {what} with {names[1]}",
                         on_done=lambda result: self._add_result(result, names,
-                                                                options.models[0]))
+                                                                options.models[0], scans[0]))
 
-    def _add_result(self, result: Prediction, names: tuple[str, str], source: str = "") -> None:
+    def _add_result(self, result: Prediction, names: tuple[str, str], source: str,
+                    scan: Scan) -> None:
+        """Add the result layers; ``scan``: the first input as read when the run started."""
         self.last_prediction = result
         name = unique_layer_name(self.viewer, f"{names[0]} [{names[1]}]")
-        labels = label_layer_data(result.labels, name=name, metadata={MODEL_KEY: source})
+        metadata = {MODEL_KEY: source,  # and the scan, its DICOM reference, the run's record
+                    **segment_result_metadata(scan, result.provenance)}
+        labels = label_layer_data(result.labels, name=name, metadata=metadata)
 
         def add_probability(probabilities: np.ndarray) -> None:
             foreground = Scan(array=1.0 - probabilities[0].astype(np.float32),
