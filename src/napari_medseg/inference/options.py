@@ -48,6 +48,11 @@ class PredictOptions:
         Mixed precision (bf16 where supported, else fp16) on CUDA.
     resample
         Resample the scan to the checkpoint's ``target_spacing`` (and the labels back).
+    own_scan
+        A checkpoint that keeps the annotation it was learned from
+        (:class:`~napari_medseg.models.scan_annotation.ScanAnnotation`): on that very scan
+        (same content hash), build the mask as training did (network labels connected to the
+        annotation, ...).  Any other scan gets the network's labels.
     """
 
     device: str = option("auto", help="auto (default), cpu, cuda, cuda:N, mps")
@@ -73,6 +78,9 @@ class PredictOptions:
                        help="mixed precision (bf16, else fp16) on CUDA")
     resample: bool = option(True, label="resample to the model's spacing",
                             help="resample the scan to the model's spacing (and the labels back)")
+    own_scan: bool = option(True, label="follow the training annotation on its own scan",
+                            help="on the very scan a model learned from a few slices of, "
+                                 "combine its labels with that annotation as training did")
     postprocess: PostprocessOptions = field(default_factory=PostprocessOptions)
 
     def __post_init__(self) -> None:

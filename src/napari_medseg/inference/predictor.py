@@ -41,6 +41,7 @@ from napari_medseg.inference.preprocess import prepare_channels
 from napari_medseg.inference.tiling import SlabAccumulator, Tile, TilePlan
 from napari_medseg.io.limits import MAX_SCAN_BYTES
 from napari_medseg.models import CheckpointSpec, load_checkpoint
+from napari_medseg.models.scan_annotation import ScanAnnotation
 from napari_medseg.scan import LabelMap, Scan, default_class_names
 
 if TYPE_CHECKING:
@@ -217,6 +218,12 @@ class Predictor:
             labels, probabilities = self._back_to_grid(labels, probabilities, work_grid,
                                                        reference)
         labels = postprocess(labels, options.postprocess)
+        if options.own_scan and self.spec.scan_annotation is not None:
+            combined = own_scan_mask(labels, channels[0], self.spec.scan_annotation)
+            if combined is not None:
+                labels = combined
+                yield Log("this is the scan the model was learned from: its mask follows your "
+                          f"annotation as in training ({self.spec.scan_annotation.rule})")
         names = dict(self.spec.class_names) or default_class_names(range(self.spec.out_channels))
         label_map = LabelMap(array=labels, geometry=reference.geometry, class_names=names)
         return Prediction(
@@ -480,6 +487,22 @@ class Predictor:
 def _halved(window: Sequence[int]) -> tuple[int, ...]:
     """A window half the size along every axis of more than one voxel (a smaller tile to try)."""
     return tuple(max(1, int(w) // 2) for w in window)
+
+
+def own_scan_mask(labels: npt.NDArray[Any], scan: Scan, annotation: ScanAnnotation
+                  ) -> npt.NDArray[Any] | None:
+    """``labels`` combined with the annotation a model was learned from, when ``scan`` is that
+    scan (same content hash); ``None`` for any other scan."""
+    from napari_medseg.provenance import content_hash
+    from napari_medseg.training.combine import Annotation, apply_rule
+
+    if tuple(labels.shape) != annotation.shape or content_hash(
+            scan.array, geometry=scan.geometry) != annotation.scan_hash:
+        return None
+    values, labeled = annotation.arrays()
+    kept = Annotation(labels=values, labeled=labeled, axis=annotation.axis,
+                      slices=annotation.slices, spacing=scan.geometry.spacing)
+    return apply_rule(annotation.rule, labels, kept).astype(labels.dtype)
 
 
 def accumulator_tiles(accumulator: SlabAccumulator, batch: list[Tile], scores: torch.Tensor

@@ -22,7 +22,7 @@ import math
 import os
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from torch import nn
 from napari_medseg.errors import CheckpointError, CheckpointExistsError, setting
 
 from .registry import count_parameters, create_model, default_options, meta_device, model_names
+from .scan_annotation import ScanAnnotation
 from .training_record import RecordError, TrainingDataRecord
 
 FORMAT_VERSION = 1
@@ -105,7 +106,10 @@ class CheckpointSpec:
     (:class:`~napari_medseg.models.training_record.TrainingDataRecord`, made by
     :func:`napari_medseg.inference.fit.describe_training_data`); ``None`` in checkpoints
     made before it existed, and then left out of the JSON, so that older napari-medseg
-    versions read such files as before.
+    versions read such files as before.  A model learned from a few slices of one scan keeps
+    that annotation and the rule that made the scan's mask (``scan_annotation``,
+    :class:`~napari_medseg.models.scan_annotation.ScanAnnotation`): predicting that very scan
+    gives the training's mask.
     """
 
     architecture: str
@@ -122,14 +126,20 @@ class CheckpointSpec:
     provenance: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     training_data: TrainingDataRecord | None = None
+    scan_annotation: ScanAnnotation | None = None
 
     def to_json(self) -> str:
-        data = asdict(self)
+        annotation = self.scan_annotation
+        data = asdict(replace(self, scan_annotation=None))
         data["class_names"] = {str(k): v for k, v in self.class_names.items()}
         if self.training_data is None:
             del data["training_data"]
         else:
             data["training_data"] = self.training_data.to_dict()
+        if annotation is None:
+            del data["scan_annotation"]
+        else:
+            data["scan_annotation"] = annotation.to_dict()
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -160,6 +170,7 @@ class CheckpointSpec:
             raise CheckpointError(msg)
         try:
             record = data.get("training_data")
+            annotation = data.get("scan_annotation")
             spec = cls(
                 architecture=str(data["architecture"]),
                 spatial_dims=int(data["spatial_dims"]),
@@ -175,6 +186,8 @@ class CheckpointSpec:
                 provenance=dict(data.get("provenance") or {}),
                 format_version=version,
                 training_data=None if record is None else TrainingDataRecord.from_dict(record),
+                scan_annotation=None if annotation is None else ScanAnnotation.from_dict(
+                    annotation),
             )
         except RecordError as error:
             msg = f"the checkpoint's training-data record is malformed: {error}"

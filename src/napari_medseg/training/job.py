@@ -41,6 +41,8 @@ from napari_medseg.inference.fit import describe_training_data
 from napari_medseg.inference.options import PredictOptions
 from napari_medseg.inference.predictor import Predictor
 from napari_medseg.models import CheckpointSpec, load_checkpoint
+from napari_medseg.models.scan_annotation import ScanAnnotation
+from napari_medseg.provenance import content_hash
 from napari_medseg.scan import LabelMap
 from napari_medseg.training.annotation import ValidationPlan, describe_annotation
 from napari_medseg.training.combine import (
@@ -291,11 +293,19 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
         provenance_out["mask_rule"] = rule.rule
         provenance_out["held_back_rule_dice"] = {
             k: (v if np.isfinite(v) else None) for k, v in rule.scores.items()}
+    own_scan = None
+    if segment and mask is not None and layout.axis is not None and not layout.dense:
+        first = volumes[0].scans[0]
+        own_scan = ScanAnnotation.of(
+            np.where(volumes[0].labeled_mask(), volumes[0].labels.array, 0), layout.slices,
+            layout.axis, scan_hash=content_hash(first.array, geometry=first.geometry),
+            rule=chosen)
     data_record = spec.training_data
     if start_spec is None or data_record is None:  # a new model records its training data
         data_record = describe_training_data([v.scans for v in volumes],
                                              intensity=spec.intensity)
-    spec = replace(spec, provenance=provenance_out, training_data=data_record)
+    spec = replace(spec, provenance=provenance_out, training_data=data_record,
+                   scan_annotation=own_scan if own_scan is not None else spec.scan_annotation)
     result.spec = spec
     path: Path | None = None
     if save is not None:
