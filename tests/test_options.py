@@ -67,8 +67,8 @@ def test_predict_options_declare_what_the_cli_and_the_widget_show():
     fields = {f.name: f for f in option_fields(PredictOptions)}
     cli = [f.flag for f in fields.values() if f.option.cli]
     assert cli == ["--device", "--tile", "--overlap", "--batch", "--tta", "--slice-axis",
-                   "--context-slices", "--no-resample", "--largest-component", "--fill-holes",
-                   "--min-size"]
+                   "--context-slices", "--no-resample", "--no-own-scan", "--largest-component",
+                   "--fill-holes", "--min-size"]
     gui = [f.name for f in fields.values() if f.option.gui]
     assert "keep_probabilities" in gui
     assert "amp" not in gui

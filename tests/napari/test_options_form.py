@@ -18,7 +18,7 @@ def test_one_control_per_gui_option_with_its_kind_range_and_tooltip():
     controls = option_controls(SegmentOptions, skip=("device",))
     assert list(controls) == ["tile", "overlap", "batch_size", "tta", "slice_axis",
                               "context_slices", "keep_probabilities", "resample",
-                              "largest_component", "fill_holes", "min_size"]
+                              "own_scan", "largest_component", "fill_holes", "min_size"]
     assert isinstance(controls["tile"], LineEdit)
     assert isinstance(controls["overlap"], FloatSpinBox)
     assert (controls["overlap"].min, controls["overlap"].max) == (0.0, 0.9)
@@ -28,6 +28,8 @@ def test_one_control_per_gui_option_with_its_kind_range_and_tooltip():
     assert isinstance(controls["slice_axis"], ComboBox)
     assert controls["slice_axis"].choices == (0, 1, 2)
     assert controls["resample"].value is True
+    assert isinstance(controls["own_scan"], CheckBox)
+    assert controls["own_scan"].value is True
     assert all(c.tooltip for c in controls.values())
     assert controls["min_size"].tooltip.startswith("Drop connected components")
 
@@ -44,14 +46,14 @@ def test_set_controls_become_the_options():
     controls = option_controls(SegmentOptions, skip=("device",))
     values = {"tile": "16, 32 32", "overlap": 0.25, "batch_size": 3, "tta": True,
               "slice_axis": 2, "context_slices": 1, "keep_probabilities": True,
-              "resample": False, "largest_component": True, "fill_holes": True,
+              "resample": False, "own_scan": False, "largest_component": True, "fill_holes": True,
               "min_size": 40}
     for name, value in values.items():
         controls[name].value = value
     options = options_from_controls(SegmentOptions, controls, models=("m",), device="cpu")
     assert options == SegmentOptions(models=("m",), predict=PredictOptions(
         device="cpu", tile=(16, 32, 32), overlap=0.25, batch_size=3, tta=True, slice_axis=2,
-        context_slices=1, keep_probabilities=True, resample=False,
+        context_slices=1, keep_probabilities=True, resample=False, own_scan=False,
         postprocess=PostprocessOptions(largest_component=True, fill_holes=True, min_size=40)))
 
 
