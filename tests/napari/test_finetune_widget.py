@@ -161,3 +161,29 @@ def test_corrections_survive_a_restart_and_interpolate(make_napari_viewer, tmp_p
     assert widget2.tracker.edited[5, 40, 50]
     assert widget2.tracker.reviewed[9].all()
     assert widget2.tracker.edited[15].sum() == size_15
+
+
+def test_corrections_made_in_the_correct_tab_go_into_the_saved_files_record(
+        make_napari_viewer, tmp_path):
+    import json
+
+    from napari_medseg.io import sidecar_path
+
+    viewer = make_napari_viewer()
+    _image, labels = viewer.open_sample("napari-medseg", "ct_abdomen")
+    tracker = CorrectionTracker(labels)
+    assert not tracker.record_provenance()  # nothing done yet, nothing written
+    labels.brush_size = 5
+    labels.selected_label = 5
+    viewer.dims.set_point(0, labels.data_to_world((12, 0, 0))[0])
+    labels.paint((12, 50, 60), 5)  # napari writes the values after the paint event...
+    tracker.mark_slice_reviewed(0, 20)
+    assert tracker.record_provenance()  # ... and the widget's timer records them after it
+    assert not tracker.record_provenance()  # once
+    out = tmp_path / "corrected.nii.gz"
+    viewer.layers.selection = {labels}
+    viewer.layers.save(str(out), selected=True, plugin="napari-medseg")
+    edits = json.loads(sidecar_path(out).read_text())["provenance"]["edits"]
+    assert edits["edited_slices"] == [12]
+    assert edits["reviewed_slices"] == [20]
+    assert edits["untracked_changes"] is False  # the record knows the labels as saved

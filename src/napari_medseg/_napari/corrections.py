@@ -77,6 +77,9 @@ class CorrectionTracker:
         self.overlay: Any = None
         self.journal: CorrectionJournal | None = None
         self._journaled = self.original.copy()  # the values the journal holds
+        self.axis: int | None = None  # the axis reviewed slices are counted along
+        self.whole_volume_reviewed = False
+        self._unrecorded = False  # changes not yet in the layer's provenance record
         layer.events.paint.connect(self._on_paint)
         _TRACKERS[layer] = self
 
@@ -127,6 +130,7 @@ class CorrectionTracker:
                 self.journal.record_edit(flat, values)
                 self._journaled.ravel()[flat] = values
             self._update_overlay(index)
+        self._unrecorded = True
         if self.on_change is not None:
             self.on_change()
 
@@ -136,6 +140,9 @@ class CorrectionTracker:
         region = [slice(None)] * self.reviewed.ndim
         region[axis] = slice(index, index + 1)
         self.reviewed[tuple(region)] = True
+        self._unrecorded = True
+        if self.axis is None:
+            self.axis = axis
         if self.journal is not None:
             self.journal.record_reviewed(axis, index)
         self._update_overlay(tuple(region))
@@ -144,11 +151,34 @@ class CorrectionTracker:
 
     def mark_all_reviewed(self) -> None:
         self.reviewed[...] = True
+        self.whole_volume_reviewed = True
+        self._unrecorded = True
         if self.journal is not None:
             self.journal.record_volume_reviewed()
         self._update_overlay(tuple(slice(None) for _ in self.reviewed.shape))
         if self.on_change is not None:
             self.on_change()
+
+    def record_provenance(self, *, force: bool = False) -> bool:
+        """Write the edited and reviewed slices into the layer's provenance record (what a
+        saved label file and a DICOM-SEG say was corrected by hand); returns whether it did.
+
+        Called on the widget's sync timer and before training, not inside the paint event
+        (napari writes the new values after it, and the record keeps the labels' hash)."""
+        if not (self._unrecorded or force):
+            return False
+        from napari_medseg._napari.label_records import record_corrections
+
+        axis = 0 if self.axis is None else self.axis
+        try:
+            record_corrections(self.layer, edited=self.edited, reviewed=self.reviewed,
+                               axis=axis, whole_volume_reviewed=self.whole_volume_reviewed)
+        except ValueError:
+            # slices reviewed along another axis than the record counts: the record keeps
+            # its axis, and the saved file notes the changes as untracked
+            return False
+        self._unrecorded = False
+        return True
 
     def labeled(self) -> npt.NDArray[np.bool_]:
         """Voxels whose label is to be trusted: edited or on a reviewed slice."""

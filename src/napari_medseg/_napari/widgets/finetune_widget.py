@@ -204,6 +204,7 @@ class FinetuneWidget(JobWidget):
     def _sync(self) -> None:
         if self.tracker is not None:
             self.tracker.sync()
+            self.tracker.record_provenance()
 
     def interpolate(self) -> None:
         """Shape-based interpolation between two slices along the first array axis."""
@@ -262,6 +263,7 @@ class FinetuneWidget(JobWidget):
             warn("choose the labels layer and its scan")
             return None
         scan = scan_from_layer(image)
+        tracker.record_provenance()
         labels = labels_from_layer(tracker.layer)
         volume = LabeledVolume(scans=[scan], labels=labels, labeled=tracker.reviewed.copy(),
                                edited=tracker.edited.copy())

@@ -213,6 +213,8 @@ class TrainWidget(JobWidget):
         labels = labels_from_layer(layer)
         mask = self.labeled_mask(layer)
         tracker = tracker_for(layer)
+        if tracker is not None:
+            tracker.record_provenance()
         edited = tracker.edited.copy() if tracker is not None else None
         volume = LabeledVolume(scans=scans, labels=labels, labeled=mask, edited=edited)
         if not volume.labeled_mask().any():
