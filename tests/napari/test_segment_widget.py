@@ -110,3 +110,35 @@ def test_starter_model_matches_the_scan_modality(make_napari_viewer):
     assert widget.model.value.endswith("head-ct-tissue.safetensors")
     widget.images.value = [mr]
     assert widget.model.value.endswith("brain-tissue-t1.safetensors")
+
+
+def test_a_model_that_does_not_fit_the_scan_says_so(make_napari_viewer, qtbot, checkpoint):
+    """A CT model on an MR scan: the run goes on (the person asked for it), but the status
+    line, a notification and the result layer's metadata say the model does not fit."""
+    from napari_medseg._napari.layers import FIT_KEY
+
+    viewer = make_napari_viewer()
+    mr = viewer.open_sample("napari-medseg", "mr_brain_lesion")[0]
+    mr.metadata["medseg_modality"] = "MR"
+    widget = SegmentWidget(viewer)
+    widget.images.value = [mr]
+    widget.model.value = FROM_FILE
+    widget.model_file.value = checkpoint
+    widget.device.value = "cpu"
+    widget.tile.value = "16 48 48"
+    widget.segment()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=120_000)
+    result = viewer.layers[f"{mr.name} [tiny]"]
+    fit = result.metadata[FIT_KEY]
+    assert fit["fits"] is False
+    assert "other-modality" in {f["rule"] for f in fit["findings"] if f["severity"] == "warning"}
+    assert "does not fit this scan (other-modality" in widget.status.value
+    # the same model on a CT scan fits: nothing is said
+    ct = viewer.open_sample("napari-medseg", "ct_abdomen")[0]
+    widget.images.value = [ct]
+    widget.model.value = FROM_FILE
+    widget.model_file.value = checkpoint
+    widget.segment()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=120_000)
+    assert "does not fit" not in widget.status.value
+    assert viewer.layers["ct_abdomen [tiny]"].metadata[FIT_KEY]["model"] == "tiny"
