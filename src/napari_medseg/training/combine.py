@@ -38,6 +38,10 @@ from napari_medseg.training.interpolation import interpolate_slices, interpolati
 RULES = ("connected", "network", "connected+interpolation", "interpolation")
 #: Two rules within this Dice of each other count as equal (the earlier in RULES wins).
 TIE = 0.005
+#: When interpolation cannot be measured (two annotated slices: holding one back leaves one),
+#: a network scoring at least this on the held-back slice is trusted with
+#: ``connected+interpolation``; below it the mask is ``interpolation``.
+TRUST_NETWORK = 0.5
 DESCRIPTIONS = {
     "network": "the network's labels",
     "connected": "the network's labels connected to what you annotated",
@@ -131,28 +135,53 @@ class RuleChoice:
 
     rule: str
     scores: Mapping[str, float]
+    note: str = ""
 
     def summary(self) -> str:
         parts = ", ".join(f"{r} {d:.3f}" for r, d in self.scores.items() if np.isfinite(d))
-        return f"{DESCRIPTIONS[self.rule]} (held-back Dice: {parts})"
+        return f"{DESCRIPTIONS[self.rule]} (held-back Dice: {parts})" + (
+            f"; {self.note}" if self.note else "")
 
 
 def choose_rule(network: npt.NDArray[np.integer], annotation: Annotation,
                 truth: npt.NDArray[np.integer], held_back: npt.NDArray[np.bool_],
-                classes: Sequence[int] | None = None) -> RuleChoice:
+                classes: Sequence[int] | None = None, *,
+                interpolation_later: bool = False,
+                measure_interpolation: bool = True) -> RuleChoice:
     """Score every rule on ``held_back`` (truth ``truth``) and choose one.
 
     ``annotation`` must exclude the held-back voxels (they are the test), ``network`` the
     labels of a network that did not train on them.  Without held-back voxels the choice is
-    ``connected`` (no measurement).
+    ``connected`` (no measurement).  ``interpolation_later``: the whole annotation allows
+    interpolation though what is left after holding back does not (two annotated slices);
+    then the interpolation rules cannot be measured, and the choice falls on them anyway -
+    ``connected+interpolation`` when the network scored at least :data:`TRUST_NETWORK` on
+    the held-back slice, else ``interpolation`` - so that a network that is measurably poor
+    never replaces the baseline.  ``measure_interpolation=False``: the held-back voxels lie on
+    annotated slices (regions of them), where interpolation means nothing; its rules are
+    then unmeasured as above.
     """
     masks = candidates(network, annotation)
+    if not measure_interpolation:
+        masks = {r: m for r, m in masks.items() if "interpolation" not in r}
     scores = {rule: held_back_dice(mask, truth, held_back, classes)[0]
               for rule, mask in masks.items()}
     finite = {r: d for r, d in scores.items() if np.isfinite(d)}
+    unmeasured = interpolation_later and "interpolation" not in finite
     if not finite:
+        if unmeasured:
+            return RuleChoice(rule="connected+interpolation", scores=scores,
+                              note="nothing could be measured on the held-back voxels")
         return RuleChoice(rule="connected", scores=scores)
     best = max(finite.values())
+    if unmeasured:
+        trusted = best >= TRUST_NETWORK
+        return RuleChoice(
+            rule="connected+interpolation" if trusted else "interpolation", scores=scores,
+            note=("interpolation between your slices cannot be measured on what was held back "
+                  f"(fewer than three slices); the network scored {best:.2f} there, "
+                  + ("so it completes the interpolation" if trusted else
+                     "too little to replace the interpolation")))
     rule = next(r for r in RULES if r in finite and finite[r] >= best - TIE)
     return RuleChoice(rule=rule, scores=scores)
 

@@ -260,7 +260,10 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
             held = yield from _predict(validated, spec, volume, plan, probabilities=False,
                                        stage="measure")
             annotation = _held_back_annotation(volume, plan_v, layout.axis, layout.slices)
-            rule = choose_rule(held.labels.array, annotation, volume.labels.array, plan_v.mask)
+            rule = choose_rule(held.labels.array, annotation, volume.labels.array, plan_v.mask,
+                               interpolation_later=layout.axis is not None
+                               and len(layout.slices) >= 2,
+                               measure_interpolation=plan_v.kind == "slices")
             yield Log(f"combining with your annotation: {rule.summary()}")
         keep = volume.scans[0].array.size * spec.out_channels <= MAX_PROBABILITY_VALUES
         prediction = yield from _predict(result.model, spec, volume, plan, probabilities=keep,
