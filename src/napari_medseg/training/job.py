@@ -275,7 +275,12 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
         chosen = rule.rule if rule is not None else ("connected" if options.combine
                                                      else "network")
         combined = apply_rule(chosen, network_labels, full)
-        _check_not_everywhere(network_labels if chosen == "network" else combined, volume, names)
+        # The network's own labels are checked whatever the rule: under "interpolation" (chosen
+        # because the network scored poorly) the mask looked fine while the saved model
+        # labeled the whole scan one class - the model EVERYWHERE says is refused.
+        _check_not_everywhere(network_labels, volume, names)
+        if chosen != "network":
+            _check_not_everywhere(combined, volume, names)
         interpolated = full.interpolated()
         if layout.axis is not None:
             suggestions = rank_slices(
