@@ -56,6 +56,8 @@ def test_train_tab_learns_the_liver_from_three_slices(make_napari_viewer, qtbot,
     _, spec = load_checkpoint(widget.last_model)
     assert (spec.spatial_dims, spec.slice_axis) == (2, 0)
     assert spec.training_data is not None  # the fit check knows what it was trained on
+    assert spec.class_names[1] == painted.name  # a painted layer's one class: the layer's name
+    assert f"{painted.name} 0." in widget.status.value  # "liver 0.83", not "class 1 0.83"
     assert widget.plan.value.startswith("unet 2.5D")
     assert len(widget.curve.loss) > 0
     assert widget.curve.dice

@@ -92,6 +92,9 @@ class TrainingCurve(QWidget):
             a.set_facecolor("none")
         ax.set_xlabel("step", fontsize=7, color=style["fg"])
         ax.set_ylabel("loss", fontsize=7, color="#f0a030")
+        # clear() puts a twin axis's ticks and label back on the left: move them right again
+        dx.yaxis.tick_right()
+        dx.yaxis.set_label_position("right")
         dx.set_ylabel("held-back Dice", fontsize=7, color="#40a8f0")
         dx.set_ylim(0.0, 1.0)
         ax.grid(True, color=style["grid"], linewidth=0.4)

@@ -62,6 +62,17 @@ OWN = ("architecture", "dims", "budget_s", "widths", "device", "threads", "seed"
 REMEMBERED = ("architecture", "dims", "budget", "widths", "device", "annotated")
 
 
+def _name_the_one_class(labels: Any, mask: np.ndarray, name: str) -> None:
+    """A freshly painted layer has no class names: its one painted value is called after the
+    layer ("liver"), so that the model, its results and the status line say "liver", not
+    "class 1"."""
+    values = [int(v) for v in np.unique(np.asarray(labels.array)[mask]) if v > 0]
+    current = str(labels.class_names.get(values[0], "")) if len(values) == 1 else "x"
+    if not current or current.startswith("class "):
+        labels.class_names = {0: labels.class_names.get(0, "background"),
+                              **labels.class_names, values[0]: name}
+
+
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in name).strip("-") or "model"
 
@@ -212,6 +223,7 @@ class TrainWidget(JobWidget):
         scans = [scan_from_layer(image) for image in layers]
         labels = labels_from_layer(layer)
         mask = self.labeled_mask(layer)
+        _name_the_one_class(labels, mask, layer.name)
         tracker = tracker_for(layer)
         if tracker is not None:
             tracker.record_provenance()
