@@ -157,6 +157,7 @@ class Journey:
 
     def correct(self) -> StepRecord:
         self.trained.visible = False
+        self.prediction.visible = True
         widget = self.dock("Correct and fine-tune")
         widget.reset_choices()
         widget.labels.value = self.prediction
@@ -205,6 +206,7 @@ class Journey:
             widget.run()
             return lambda: not widget.runner.running
 
+        self.prediction.visible = False  # the liver alone over the scan, as a person looks
         record = self.step("train", run, background=True, runner=widget.runner)
         self.trained = self.viewer.layers[-1]
         self.trained.opacity = 0.6
