@@ -18,8 +18,8 @@ def checkpoint(tmp_path):
                                    {0: "background", 1: "a", 2: "b"}, patch_size=(16, 48, 48))
 
 
-def _widget(viewer, checkpoint):
-    image, labels = viewer.open_sample("napari-medseg", "ct_abdomen")
+def _widget(viewer, checkpoint, sample="ct_abdomen"):
+    image, labels = viewer.open_sample("napari-medseg", sample)
     widget = SegmentWidget(viewer)
     widget.images.value = [image]
     widget.model.value = FROM_FILE
@@ -118,14 +118,8 @@ def test_a_model_that_does_not_fit_the_scan_says_so(make_napari_viewer, qtbot, c
     from napari_medseg._napari.layers import FIT_KEY
 
     viewer = make_napari_viewer()
-    mr = viewer.open_sample("napari-medseg", "mr_brain_lesion")[0]
-    mr.metadata["medseg_modality"] = "MR"
-    widget = SegmentWidget(viewer)
-    widget.images.value = [mr]
-    widget.model.value = FROM_FILE
-    widget.model_file.value = checkpoint
-    widget.device.value = "cpu"
-    widget.tile.value = "16 48 48"
+    widget, mr, _labels = _widget(viewer, checkpoint, sample="mr_brain_lesion")
+    mr.metadata["medseg_modality"] = "MR"  # the NRRD has no modality tag; as if chosen
     widget.segment()
     qtbot.waitUntil(lambda: not widget.runner.running, timeout=120_000)
     result = viewer.layers[f"{mr.name} [tiny]"]

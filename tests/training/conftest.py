@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from napari_medseg.geometry.grid import Grid
 from napari_medseg.geometry.resample import resample_to
@@ -43,3 +46,15 @@ def tiny_spec(features: tuple[int, ...] = (8, 16, 32), **kwargs: object) -> Chec
                                      percentiles=(0.5, 99.5))],
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Torch on ``n`` threads inside the block (the plan's measured steps included, which run
+    before a trainer sets its own), restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -20,6 +20,7 @@ from napari_medseg.training.combine import RULES, TIE
 from napari_medseg.training.job import EVERYWHERE, SaveTarget, train_job
 from napari_medseg.training.labeled_volume import LabeledVolume
 from napari_medseg.training.plan import LearnOptions
+from tests.training.conftest import torch_threads
 
 SHAPE = (12, 32, 32)
 ANNOTATED = [3, 6, 9]
@@ -31,10 +32,8 @@ OPTIONS = {"features": (8, 16), "steps": 120, "batch_size": 4, "augment": False,
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread():
     """One torch thread (also for the plan's measured steps, before the trainer sets it)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 def _truth() -> np.ndarray:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from napari_medseg.errors import TrainingError
 from napari_medseg.events import run_to_end
@@ -28,6 +27,7 @@ from napari_medseg.training.plan import (
     ct_window,
     plan_training,
 )
+from tests.training.conftest import torch_threads
 
 SHAPE = (12, 32, 32)
 
@@ -35,10 +35,8 @@ SHAPE = (12, 32, 32)
 @pytest.fixture(autouse=True)
 def _one_thread():
     """One torch thread: the measured steps are not slowed by threads fighting for cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 def _structure() -> np.ndarray:
