@@ -28,6 +28,8 @@ from napari_medseg.errors import CheckpointError
 
 #: Largest annotation kept, uncompressed (bytes): a few slices of a clinical matrix fit.
 MAX_BYTES = 64 * 2**20
+#: The mask rules of :mod:`napari_medseg.training.combine` (which imports them from here),
+#: simplest first: a tie goes to the earlier one.
 RULES = ("connected", "network", "connected+interpolation", "interpolation")
 
 

@@ -33,9 +33,11 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from napari_medseg.models.scan_annotation import RULES
 from napari_medseg.training.interpolation import interpolate_slices, interpolation_range
 
-RULES = ("connected", "network", "connected+interpolation", "interpolation")
+# RULES (in the order ties are broken) is defined beside the checkpoint record that stores a
+# rule, models.scan_annotation, so that the two cannot drift apart.
 #: Two rules within this Dice of each other count as equal (the earlier in RULES wins).
 TIE = 0.005
 #: When interpolation cannot be measured (two annotated slices: holding one back leaves one),
