@@ -159,13 +159,13 @@ class CorrectionTracker:
         if self.on_change is not None:
             self.on_change()
 
-    def record_provenance(self, *, force: bool = False) -> bool:
+    def record_provenance(self) -> bool:
         """Write the edited and reviewed slices into the layer's provenance record (what a
         saved label file and a DICOM-SEG say was corrected by hand); returns whether it did.
 
         Called on the widget's sync timer and before training, not inside the paint event
         (napari writes the new values after it, and the record keeps the labels' hash)."""
-        if not (self._unrecorded or force):
+        if not self._unrecorded:
             return False
         from napari_medseg._napari.label_records import record_corrections
 
