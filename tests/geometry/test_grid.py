@@ -10,6 +10,7 @@ from napari_medseg.geometry import (
     Grid,
     check_overlap,
     grid_at_spacing,
+    grid_oriented,
     physical_extent,
     require_same_grid,
 )
@@ -101,3 +102,39 @@ def test_training_prepares_volumes_on_that_grid(target) -> None:
     assert prepared.grid.geometry == expected.geometry
     if target is not None:  # (3, 3) in-plane on a volume sliced along axis 0
         assert prepared.grid.geometry.spacing == (2.0 if len(target) == 3 else 1.5, 3.0, 3.0)
+
+
+def _dicom_like(shape: tuple[int, int, int] = (4, 5, 6)) -> Grid:
+    """Stored as DICOM stores an axial series: rows to posterior, columns to the left."""
+    return Grid(geometry=Geometry(spacing=(2.0, 0.5, 0.7), origin=(-30.0, -100.0, -80.0),
+                                  direction=np.eye(3)), shape=shape)
+
+
+def _centres(grid: Grid) -> np.ndarray:
+    index = np.stack(np.meshgrid(*[np.arange(n) for n in grid.shape], indexing="ij"), -1)
+    g = grid.geometry
+    return np.asarray(g.origin) + (index.reshape(-1, 3) * np.asarray(g.spacing)) @ g.direction.T
+
+
+def test_grid_oriented_flips_a_dicom_series_in_plane_onto_the_same_voxels() -> None:
+    grid = _dicom_like()
+    out = grid_oriented(grid, "RAS")
+    np.testing.assert_array_equal(out.geometry.direction, np.diag([1.0, -1.0, -1.0]))
+    assert out.shape == grid.shape
+    assert out.geometry.spacing == grid.geometry.spacing
+    # new voxel (0, 0, 0) is the old (0, last row, last column): rows and columns reversed
+    np.testing.assert_allclose(out.geometry.origin, grid.geometry.index_to_world([0, 4, 5]))
+    old, new = _centres(grid), _centres(out)
+    new_as_old = new.reshape(*grid.shape, 3)[:, ::-1, ::-1].reshape(-1, 3)
+    np.testing.assert_allclose(new_as_old, old)  # the same centres, exactly: no interpolation
+
+
+def test_grid_oriented_keeps_what_already_runs_that_way() -> None:
+    ras = _grid((3.0, 0.8, 0.8), (4, 5, 6))  # direction diag(1, -1, -1): a NIfTI file
+    assert grid_oriented(ras, "RAS") is ras
+    dicom = _dicom_like()
+    assert grid_oriented(dicom, None) is dicom
+    flat = _grid((0.8, 0.8), (5, 6))
+    assert grid_oriented(flat, "RAS") is flat  # 2D images are left as they are
+    with pytest.raises(ValueError, match="orientation must be one of"):
+        grid_oriented(dicom, "LPI")

@@ -171,3 +171,48 @@ def test_load_checkpoint_file_and_unknown_names(ct_scan, tiny_unet_3d, tmp_path)
     with pytest.raises(InferenceError, match="no CUDA"):
         Predictor(model, spec, device="cuda:0") if not torch.cuda.is_available() else (
             pytest.skip("a GPU is present"))
+
+
+class _LeftRight(torch.nn.Module):
+    """Class 2 where intensity rises along the array's columns, 0 where it falls: a network
+    that knows which way its input runs, as every trained one does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv3d(1, 3, (1, 1, 3), padding=(0, 0, 1), bias=False)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[0, 0, 0, 0] = torch.tensor([8.0, 0.0, -8.0])
+            self.conv.weight[2, 0, 0, 0] = torch.tensor([-8.0, 0.0, 8.0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def _stored_the_dicom_way(scan: Scan) -> Scan:
+    """The same voxels in world space with rows and columns stored in reverse."""
+    g = scan.geometry
+    direction = g.direction.copy()
+    direction[:, 1:] *= -1
+    corner = [0, scan.shape[1] - 1, scan.shape[2] - 1]
+    geometry = Geometry(spacing=g.spacing, origin=tuple(g.index_to_world(corner)),
+                        direction=direction)
+    return Scan(array=scan.array[:, ::-1, ::-1].copy(), geometry=geometry, modality="CT")
+
+
+def test_a_model_with_an_orientation_reads_both_storage_orders_the_same_way(ct_scan):
+    flipped = _stored_the_dicom_way(ct_scan)
+    options = PredictOptions(tile=(16, 64, 64))
+    stored = Predictor(_LeftRight(), spec_for(3), device="cpu")
+    a = stored.predict(ct_scan, options).labels.array
+    b = stored.predict(flipped, options).labels.array
+    assert (a == 2).sum() > 1000  # both classes occur
+    assert (a == 0).sum() > 1000
+    # without an orientation the network sees mirrored columns: its answer flips
+    assert (a != b[:, ::-1, ::-1]).mean() > 0.3
+    oriented = Predictor(_LeftRight(), spec_for(3, orientation="RAS"), device="cpu")
+    a_ras = oriented.predict(ct_scan, options)
+    b_ras = oriented.predict(flipped, options)
+    np.testing.assert_array_equal(a_ras.labels.array, a)  # stored RAS already: unchanged
+    np.testing.assert_array_equal(b_ras.labels.array[:, ::-1, ::-1], a)  # same in world space
+    assert b_ras.labels.geometry == flipped.geometry  # returned on the scan's own grid

@@ -247,3 +247,13 @@ def test_import_reports_mismatches(tmp_path: Path) -> None:
     report = import_state_dict(_model(), state, strict=False)
     assert "head.weight" in report.missing
     assert report.mismatched[0].startswith("encoders.0.0.0.weight")
+
+
+def test_orientation_round_trips_and_is_left_out_when_absent(tmp_path: Path) -> None:
+    path = save_checkpoint(_model(), _spec(orientation="RAS"), tmp_path / "m.safetensors")
+    assert read_header(path)[1].orientation == "RAS"
+    old = json.loads(_spec().to_json())
+    assert "orientation" not in old  # what older versions wrote and read
+    assert CheckpointSpec.from_json(json.dumps(old)).orientation is None
+    with pytest.raises(CheckpointError, match="orientation must be 'RAS'"):
+        CheckpointSpec.from_json(json.dumps({**old, "orientation": "LPI"}))

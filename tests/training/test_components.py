@@ -146,3 +146,13 @@ def test_augmentation_keeps_shapes_and_label_values() -> None:
     assert w.shape == weight.shape
     assert set(torch.unique(y).tolist()) <= {0, 1, 2}
     assert set(torch.unique(w).tolist()) <= {0.0, 1.0}
+
+
+def test_training_flips_a_volume_to_the_checkpoint_orientation() -> None:
+    volume = _volume()  # identity direction: stored as a DICOM series is
+    plain = prepare_volume(volume, tiny_spec())
+    ras = prepare_volume(volume, tiny_spec(orientation="RAS"))
+    np.testing.assert_array_equal(plain.target, volume.labels.array)
+    np.testing.assert_array_equal(ras.target, volume.labels.array[:, ::-1, ::-1])
+    np.testing.assert_allclose(ras.image[0], plain.image[0][:, ::-1, ::-1], atol=1e-5)
+    np.testing.assert_array_equal(ras.grid.geometry.direction, np.diag([1.0, -1.0, -1.0]))

@@ -2,7 +2,8 @@
 
 Qt-free and torch-free.  A :class:`Grid` is a :class:`~napari_medseg.scan.Geometry` plus an
 array shape; :func:`grid_at_spacing` gives the grid of the same box at another spacing (a
-checkpoint's ``target_spacing``); :func:`resample_to` puts a scan or a label map on another
+checkpoint's ``target_spacing``), :func:`grid_oriented` the same box with axes flipped to a
+checkpoint's ``orientation``; :func:`resample_to` puts a scan or a label map on another
 grid through the physical geometry and an optional transform.
 
 >>> work = grid_at_spacing(Grid.of(scan), (1.0, 1.0, 1.0))
@@ -16,6 +17,7 @@ from napari_medseg.geometry.grid import (
     check_same_ndim,
     extent_similarity,
     grid_at_spacing,
+    grid_oriented,
     overlap_fraction,
     physical_extent,
     require_same_grid,
@@ -30,6 +32,7 @@ __all__ = [
     "check_same_ndim",
     "extent_similarity",
     "grid_at_spacing",
+    "grid_oriented",
     "overlap_fraction",
     "physical_extent",
     "reference_image",

@@ -4,7 +4,8 @@ A *grid* is a :class:`~napari_medseg.scan.Geometry` plus an array shape.  Extent
 axis-aligned bounding boxes in world mm (LPS, listed ``(z, y, x)`` like the array axes),
 taken over the voxel *corners* (centres +/- half a voxel), so a one-voxel scan has a
 non-empty extent.  :func:`grid_at_spacing` is the grid inference and training resample a
-scan onto for a checkpoint's ``target_spacing``.
+scan onto for a checkpoint's ``target_spacing``; :func:`grid_oriented` the same box with its
+axes flipped to run the way a checkpoint's ``orientation`` says.
 """
 
 from __future__ import annotations
@@ -209,6 +210,41 @@ def grid_at_spacing(
         geometry=Geometry(spacing=tuple(wanted), origin=g.origin, direction=g.direction),
         shape=shape,
     )
+
+
+#: Orientations a checkpoint may ask for: the world direction (LPS, listed ``(z, y, x)``) each
+#: array axis should run in.  ``"RAS"``: slices inferior -> superior, rows posterior ->
+#: anterior, columns left -> right of the patient's, i.e. a NIfTI file with a positive
+#: diagonal affine (nibabel's "closest canonical"); a DICOM series is stored the other way
+#: in-plane (rows to posterior, columns to the patient's left).
+ORIENTATIONS: dict[str, npt.NDArray[np.float64]] = {"RAS": np.diag([1.0, -1.0, -1.0])}
+
+
+def grid_oriented(grid: Grid, orientation: str | None) -> Grid:
+    """``grid``'s box with each array axis flipped where it runs against ``orientation``
+    (:data:`ORIENTATIONS`), or ``grid`` itself (the same object) when none needs to be.
+
+    Only flips: axes are never permuted (a sagittal-stored scan keeps its axis order, so a
+    2D model's slice axis stays the one the person chose), and the voxels of the flipped grid
+    sit exactly on the old ones, so resampling onto it moves values without interpolating.
+    2D grids and ``orientation=None`` are returned unchanged.
+    """
+    if orientation is None or grid.ndim != 3:
+        return grid
+    if orientation not in ORIENTATIONS:
+        msg = f"orientation must be one of {sorted(ORIENTATIONS)} or None, got {orientation!r}"
+        raise ValueError(msg)
+    target = ORIENTATIONS[orientation]
+    direction = np.array(grid.geometry.direction, dtype=np.float64)
+    flips = [axis for axis in range(3) if float(target[:, axis] @ direction[:, axis]) < 0]
+    if not flips:
+        return grid
+    corner = [n - 1 if axis in flips else 0 for axis, n in enumerate(grid.shape)]
+    for axis in flips:
+        direction[:, axis] *= -1
+    geometry = Geometry(spacing=grid.geometry.spacing,
+                        origin=tuple(grid.geometry.index_to_world(corner)), direction=direction)
+    return Grid(geometry=geometry, shape=grid.shape)
 
 
 def _name(item: Scan | LabelMap) -> str:

@@ -31,7 +31,7 @@ from torch import nn
 
 from napari_medseg.errors import GeometryMismatchError, MedsegError, setting
 from napari_medseg.events import Event, Job, Log, ProgressClock
-from napari_medseg.geometry.grid import Grid, grid_at_spacing
+from napari_medseg.geometry.grid import Grid, grid_at_spacing, grid_oriented
 from napari_medseg.geometry.resample import resample_to
 from napari_medseg.inference.catalog import find_checkpoint
 from napari_medseg.inference.optimize import optimize_for_inference
@@ -301,7 +301,8 @@ class Predictor:
                    ) -> tuple[Grid, list[npt.NDArray[Any]]]:
         reference = Grid(geometry=channels[0].geometry, shape=channels[0].shape)
         target = self.spec.target_spacing if options.resample else None
-        grid = grid_at_spacing(reference, target, slice_axis=options.slice_axis)
+        grid = grid_at_spacing(grid_oriented(reference, self.spec.orientation), target,
+                               slice_axis=options.slice_axis)
         if grid is reference:
             return reference, [c.array for c in channels]
         needed = math.prod(grid.shape) * 4 * (len(channels) + 1)  # float32 inputs and output

@@ -109,7 +109,11 @@ class CheckpointSpec:
     versions read such files as before.  A model learned from a few slices of one scan keeps
     that annotation and the rule that made the scan's mask (``scan_annotation``,
     :class:`~napari_medseg.models.scan_annotation.ScanAnnotation`): predicting that very scan
-    gives the training's mask.
+    gives the training's mask.  ``orientation`` (``"RAS"``, see
+    :data:`napari_medseg.geometry.grid.ORIENTATIONS`) makes training and inference flip a
+    scan's axes to run that way first, so a model learned from NIfTI files reads a DICOM
+    series the same way up; ``None`` (older checkpoints, and left out of the JSON then): the
+    arrays as stored.
     """
 
     architecture: str
@@ -127,6 +131,7 @@ class CheckpointSpec:
     format_version: int = FORMAT_VERSION
     training_data: TrainingDataRecord | None = None
     scan_annotation: ScanAnnotation | None = None
+    orientation: str | None = None
 
     def to_json(self) -> str:
         annotation = self.scan_annotation
@@ -136,6 +141,8 @@ class CheckpointSpec:
             del data["training_data"]
         else:
             data["training_data"] = self.training_data.to_dict()
+        if self.orientation is None:
+            del data["orientation"]
         if annotation is None:
             del data["scan_annotation"]
         else:
@@ -188,6 +195,8 @@ class CheckpointSpec:
                 training_data=None if record is None else TrainingDataRecord.from_dict(record),
                 scan_annotation=None if annotation is None else ScanAnnotation.from_dict(
                     annotation),
+                orientation=None if data.get("orientation") is None else str(
+                    data["orientation"]),
             )
         except RecordError as error:
             msg = f"the checkpoint's training-data record is malformed: {error}"
@@ -233,6 +242,9 @@ class CheckpointSpec:
         if self.context_slices and self.in_channels % (2 * self.context_slices + 1):
             msg = (f"{self.in_channels} input channels cannot hold {2 * self.context_slices + 1} "
                    "slices per scan (context_slices)")
+            raise CheckpointError(msg)
+        if self.orientation is not None and self.orientation != "RAS":
+            msg = f"orientation must be 'RAS' or absent, got {self.orientation!r}"
             raise CheckpointError(msg)
         if self.patch_size is not None and (
                 len(self.patch_size) != self.spatial_dims

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from napari_medseg.errors import GeometryMismatchError, TrainingError
-from napari_medseg.geometry.grid import Grid, grid_at_spacing
+from napari_medseg.geometry.grid import Grid, grid_at_spacing, grid_oriented
 from napari_medseg.geometry.resample import resample_to
 from napari_medseg.inference.preprocess import prepare_channels
 from napari_medseg.models import CheckpointSpec
@@ -110,14 +110,17 @@ class PreparedVolume:
         return np.where(self.validation, np.float32(0), self.weight)
 
 
-def training_grid(grid: Grid, target_spacing: Sequence[float] | None, slice_axis: int = 0
-                  ) -> Grid:
-    """The grid of ``grid`` resampled to ``target_spacing`` (mm), or ``grid`` itself.
+def training_grid(grid: Grid, target_spacing: Sequence[float] | None, slice_axis: int = 0,
+                  orientation: str | None = None) -> Grid:
+    """The grid of ``grid`` flipped to ``orientation`` and resampled to ``target_spacing``
+    (mm), or ``grid`` itself.
 
     A 2D ``target_spacing`` on a 3D grid sets the two in-plane axes (all but ``slice_axis``),
-    as inference does (both call :func:`napari_medseg.geometry.grid_at_spacing`).
+    as inference does (both call :func:`napari_medseg.geometry.grid_oriented` and
+    :func:`napari_medseg.geometry.grid_at_spacing`).
     """
-    return grid_at_spacing(grid, target_spacing, slice_axis=slice_axis)
+    return grid_at_spacing(grid_oriented(grid, orientation), target_spacing,
+                           slice_axis=slice_axis)
 
 
 def _mask_on(mask: npt.NDArray[Any], source: Grid, target: Grid) -> npt.NDArray[Any]:
@@ -162,7 +165,7 @@ def prepare_volume(volume: LabeledVolume, spec: CheckpointSpec, *, edited_weight
     labeled = volume.labeled_mask()
     check_label_values(volume, labeled, spec.out_channels, spec.class_names)
     source = volume.grid
-    grid = training_grid(source, spec.target_spacing, slice_axis)
+    grid = training_grid(source, spec.target_spacing, slice_axis, spec.orientation)
     labels = volume.labels.array
     edited = volume.edited
     if grid is not source:

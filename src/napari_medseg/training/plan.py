@@ -121,6 +121,12 @@ class LearnOptions:
     spacing: tuple[float, ...] | None = option(
         None, nargs="+", metavar="MM", gui=False,
         help="train at this spacing (mm, Z Y X): scans are resampled (default: the scan's own)")
+    orientation: str = option(
+        "as-stored", choices=("as-stored", "RAS"), gui=False,
+        help="RAS: flip each scan's axes to run left->right, posterior->anterior, "
+             "inferior->superior before the network, in training and whenever the model is "
+             "used (a model that must read NIfTI and DICOM alike); as-stored: the arrays as "
+             "they are")
     validate_every: int | None = option(None, low=0, high=100_000, none_as=0, gui=False,
                                         help="steps between validations (default: planned)")
     patience: int = option(4, low=1, high=10_000, gui=False,
@@ -434,7 +440,8 @@ def plan_training(volumes: Sequence[LabeledVolume], options: LearnOptions, *,
             options={"features": list(options.features)} if options.features else {},
             class_names=_class_names(volumes, n_classes, class_names),
             intensity=contracts, target_spacing=target,
-            slice_axis=axis if dims == 2 and scan.ndim == 3 else None, context_slices=context)
+            slice_axis=axis if dims == 2 and scan.ndim == 3 else None, context_slices=context,
+            orientation=None if options.orientation == "as-stored" else options.orientation)
     else:
         spec = start
         dims = spec.spatial_dims
@@ -509,9 +516,10 @@ def plan_training(volumes: Sequence[LabeledVolume], options: LearnOptions, *,
         slice_axis=axis or 0, device=str(device), threads=options.threads, seed=options.seed,
         augment=augment, freeze_encoder=options.freeze_encoder,
         time_limit_s=None if options.steps else 1.5 * steps * step_s + 10.0)
-    notes.append(f"{steps} steps fit the {budget:.0f} s budget ({step_s * 1000:.0f} ms per "
-                 f"step measured here; segmenting the scan twice takes about "
-                 f"{2 * inference_s:.0f} s)")
+    fits = (f"{steps} steps as asked" if options.steps else
+            f"{steps} steps fit the {budget:.0f} s budget")
+    notes.append(f"{fits} ({step_s * 1000:.0f} ms per step measured here; segmenting the "
+                 f"scan twice takes about {2 * inference_s:.0f} s)")
     return TrainingPlan(spec=spec, train=train, layout=layout, step_s=step_s,
                         inference_s=inference_s, budget_s=budget, device=str(device),
                         notes=notes)
