@@ -162,3 +162,46 @@ def _other_grid(folder):
     path = folder / "other.nii.gz"
     write_label_map(LabelMap(np.zeros((8, 16, 16), np.uint8), Geometry.identity(3)), path)
     return path
+
+
+def test_train_start_from_a_grown_checkpoint_learns_the_new_class(files, capsys) -> None:
+    """scripts/grow_classes.py adds a class to a model (it still labels as before), and
+    ``train --start-from`` fine-tunes it on volumes that hold the new class."""
+    import importlib.util
+
+    import torch
+
+    from tests.conftest import REPO
+
+    parent = files / "m.safetensors"
+    labels = read_label_map(files / "labels.nii.gz")
+    two = labels.array.copy()
+    two[two == 2] = 1  # the parent knows one organ
+    write_label_map(LabelMap(two, labels.geometry), files / "one.nii.gz")
+    assert _run(["train", "--model", "unet", "--features", "8", "16", "--images",
+                 str(files / "ct.nii.gz"), "--labels", str(files / "one.nii.gz"),
+                 "--out", str(parent), *TINY]) == 0
+    spec_path = REPO / "scripts" / "grow_classes.py"
+    module_spec = importlib.util.spec_from_file_location("grow_classes", spec_path)
+    grow = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(grow)
+    grown = files / "grown.safetensors"
+    assert grow.main([str(parent), str(grown), "--add", "2=core"]) == 0
+    old_model, _ = load_checkpoint(parent)
+    new_model, new_spec = load_checkpoint(grown)
+    assert (new_spec.out_channels, new_spec.class_names[2]) == (2 + 1, "core")
+    x = torch.randn(1, new_spec.in_channels, 16, 16)
+    with torch.no_grad():  # the grown network labels exactly what its parent did
+        assert torch.equal(old_model(x).argmax(1), new_model(x).argmax(1))
+    assert grow.main([str(parent), str(files / "bad.safetensors"), "--add", "5=x"]) == 1
+    tuned = files / "tuned.safetensors"
+    capsys.readouterr()
+    mask = files / "network.nrrd"
+    assert _run(["train", "--start-from", str(grown), "--images", str(files / "ct.nii.gz"),
+                 "--labels", str(files / "labels.nii.gz"), "--out", str(tuned), "--no-combine",
+                 "--segment", str(mask), *LOOP]) == 0
+    _, spec = load_checkpoint(tuned)
+    assert spec.provenance["parent"] == str(grown)
+    assert spec.out_channels == 3
+    found, truth = read_label_map(mask).array == 2, labels.array == 2
+    assert 2 * (found & truth).sum() / (found.sum() + truth.sum()) > 0.5  # the new class

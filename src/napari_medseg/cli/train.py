@@ -72,6 +72,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="folder of the run's checkpoints (default: OUT's name + .checkpoints)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the last checkpoint in --checkpoint-dir, if there is one")
+    p.add_argument("--start-from", type=Path, metavar="CHECKPOINT",
+                   help="fine-tune this checkpoint (its network, classes, contract, spacing) on "
+                        "these volumes; saved only if it beats it (napari-medseg finetune does "
+                        "this for one scan)")
     add_labeled_arguments(p)
     add_option_flags(p, _learn_options(), skip=_SKIP)
     p.set_defaults(func=run)
@@ -230,7 +234,8 @@ def _train(args: argparse.Namespace, context: Any) -> int:
     checkpoints = RunCheckpoints(
         folder=args.checkpoint_dir or args.out.with_name(args.out.stem + ".checkpoints"),
         every=args.checkpoint_every, resume=args.resume)
-    job = train_job(volumes, options, save=SaveTarget(path=args.out) if context.is_main else None,
+    job = train_job(volumes, options, start_from=args.start_from,
+                    save=SaveTarget(path=args.out) if context.is_main else None,
                     segment=context.is_main, class_names=names, provenance=provenance,
                     validation_volumes=val_volumes, checkpoints=checkpoints,
                     n_classes=args.classes)
@@ -243,4 +248,8 @@ def _train(args: argparse.Namespace, context: Any) -> int:
                          if c["dice"] is not None)
         print(f"held-out {score['scan']}: Dice {dice}")
     report(result, args)
+    if args.start_from is not None and result.model_path is None:
+        from napari_medseg.cli.finetune import KEPT_PARENT
+
+        return KEPT_PARENT  # as finetune: it did not beat the checkpoint it started from
     return 0
