@@ -1,14 +1,17 @@
 """Add the training-data record to a checkpoint made before checkpoints kept one.
 
     python scripts/record_training_data.py CHECKPOINT --images SCAN [SCAN ...]
-        [--mr-contrast T1] [--skull-stripped yes|no] [--out NEW.safetensors]
+        [--mr-contrast T1] [--skull-stripped yes|no] [--orientation RAS] [--out NEW.safetensors]
 
 Reads the checkpoint, describes its training scans with
 :func:`napari_medseg.inference.fit.describe_training_data` (its own intensity contract) and
 writes the checkpoint again with the record in its spec; the weights are untouched.  Each
 scan must be one the checkpoint's provenance lists under ``data`` with the same SHA-256
 (so the record describes what it really learned from); ``--mr-contrast`` and
-``--skull-stripped`` state facts the files cannot (their names may not say them).  Without
+``--skull-stripped`` state facts the files cannot (their names may not say them).
+``--orientation RAS`` records that the model reads scans flipped to RAS (see
+``napari-medseg train --orientation``): right only when every training file was stored RAS,
+so that training saw exactly those arrays (the script checks this).  Without
 ``--out`` the checkpoint is replaced (atomically).
 
 The starter models were recorded with (after ``scripts/prepare_starter_data.py /tmp/s``)::
@@ -40,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=Path, nargs="+", required=True)
     parser.add_argument("--mr-contrast", choices=MR_CONTRASTS)
     parser.add_argument("--skull-stripped", choices=("yes", "no"))
+    parser.add_argument("--orientation", choices=("RAS",))
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
 
@@ -58,10 +62,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.skull_stripped:
             scan.skull_stripped = args.skull_stripped == "yes"
         scans.append(scan)
+    if args.orientation:
+        from napari_medseg.geometry import Grid, grid_oriented
+
+        for image, scan in zip(args.images, scans, strict=True):
+            grid = Grid.of(scan)
+            if grid_oriented(grid, args.orientation) is not grid:
+                sys.stderr.write(f"{image} is not stored {args.orientation}: the model saw "
+                                 "its arrays another way up; train it again with "
+                                 f"--orientation {args.orientation}\n")
+                return 1
     record = describe_training_data(scans, intensity=spec.intensity)
     out = args.out or args.checkpoint
-    save_checkpoint(model, dataclasses.replace(spec, training_data=record), out,
-                    overwrite=args.out is None)
+    changed = dataclasses.replace(spec, training_data=record,
+                                  orientation=args.orientation or spec.orientation)
+    save_checkpoint(model, changed, out, overwrite=args.out is None)
     channel = record.channels[0]
     print(f"wrote {out}: {record.n_scans} scan(s), {channel.modality} "
           f"{channel.mr_contrast or ''}, body {record.body_mm.low[0]:.0f}-"

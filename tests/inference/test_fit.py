@@ -166,7 +166,7 @@ def test_other_modality_ct_starter_on_an_mr(scans):
 def test_other_modality_brain_t1_starter_on_a_ct(scans):
     report = check_model("brain-tissue-t1", scans["ct_abdomen"])
     assert "other-modality" in _rules(report, "warning")
-    assert report.suggestion.startswith("head-ct-tissue")
+    assert report.suggestion.startswith("upper-abdomen-ct-organs")  # the CT model for it
 
 
 def test_modality_unknown_warns_and_suggests_nothing(scans):
@@ -250,6 +250,7 @@ def test_suggestions_never_cross_modality(scans):
     pet = dataclasses.replace(scans["brain1"], modality="PT")
     assert suggest_model(pet).entry is None
     assert suggest_model(scans["ct_head"]).entry.name == "head-ct-tissue"
+    assert suggest_model(scans["ct_abdomen"]).entry.name == "upper-abdomen-ct-organs"
     assert suggest_model(scans["ch2bet"]).entry.name == "brain-tissue-t1"
 
 
@@ -319,14 +320,20 @@ def test_the_record_script_adds_a_record_to_an_older_checkpoint(scans, tmp_path)
 
 
 def test_the_starters_carry_their_record_and_say_what_the_issue_found(scans, sample_volumes):
-    for name in ("brain-tissue-t1", "head-ct-tissue"):
+    for name in ("brain-tissue-t1", "head-ct-tissue", "upper-abdomen-ct-organs"):
         assert read_header(builtin_dir() / f"{name}.safetensors")[1].training_data is not None
-    # brain-tissue-t1 learned skull-stripped T1: a T1 with its skull is flagged
-    with_skull = check_model("brain-tissue-t1", scans["ch2"])
-    assert {"skull", "intensity"} <= _rules(with_skull, "warning")
+    # brain-tissue-t1 learned T1 scans drawn with and without a skull: both forms of another
+    # subject's T1 fit, and the record claims neither (skull stripping: not one or the other)
+    record = read_header(builtin_dir() / "brain-tissue-t1.safetensors")[1].training_data
+    assert (record.channels[0].mr_contrast, record.channels[0].skull_stripped) == ("T1", None)
+    assert check_model("brain-tissue-t1", scans["ch2"]).findings == []
     assert check_model("brain-tissue-t1", scans["ch2bet"]).findings == []
-    # the bundled abdominal CT is no head: head-ct-tissue says so, and no model fits it
+    assert "other-contrast" in _rules(check_model("brain-tissue-t1", scans["mr_pd"]), "warning")
+    # the bundled abdominal CT is no head: head-ct-tissue says so and offers the organ model
     sample = check_model("head-ct-tissue", read_scan(sample_volumes / "ct_abdomen.nii.gz"))
     assert "field-of-view" in _rules(sample, "warning")
-    assert sample.suggestion.startswith("no other installed model was trained on CT scans")
-    assert "Train tab" in sample.suggestion
+    assert sample.suggestion.startswith("upper-abdomen-ct-organs was trained on CT scans like")
+    organs = check_model("upper-abdomen-ct-organs",
+                         read_scan(sample_volumes / "ct_abdomen.nii.gz"))
+    assert organs.fits
+    assert organs.warnings == []

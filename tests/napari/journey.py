@@ -6,12 +6,13 @@ step waits for its background job by spinning the Qt event loop, records a
 :class:`StepRecord` and, when a folder is given, a full-window screenshot.
 
 Steps: open the bundled abdominal CT through the reader in the main job's window, segment it
-with the starter model the Segment tab suggests for CT, paint the liver on three slices of a
+with the starter model the Segment tab suggests for it (``upper-abdomen-ct-organs``, learned
+from another subject's CT), paint the liver on three slices of a
 new Labels layer and train a model on them in the Train tab (it adds the whole-volume mask),
-correct three slices of the prediction (the voxels where it disagrees with the reference are
-repainted through napari's Labels API, as a brush would), mark them reviewed, fine-tune (the
-job re-segments the scan and adds the result), evaluate against the bundled reference label
-file, register and fuse a second scan, save the labels and reopen them.
+correct three slices of the organ prediction (the voxels where it disagrees with the bundled
+organ reference are repainted through napari's Labels API, as a brush would), mark them
+reviewed, fine-tune (the job re-segments the scan and adds the result), evaluate against that
+reference file, register and fuse a second scan, save the labels and reopen them.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from napari_medseg._napari.responsiveness import StallMeter
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "sample_volumes"
 SCAN = SAMPLES / "ct_abdomen.nii.gz"
-REFERENCE = SAMPLES / "ct_abdomen_tissue.nrrd"
+REFERENCE = SAMPLES / "ct_abdomen_upper_organs.nrrd"  # the organs in the starter's classes
 SECOND_SCAN = SAMPLES / "mr_abdomen.nii.gz"
 ORGANS = SAMPLES / "ct_abdomen_organs.nii.gz"
 CORRECTED_SLICES = (6, 14, 22)

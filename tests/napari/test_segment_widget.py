@@ -7,6 +7,7 @@ import pytest
 
 from napari_medseg._napari.responsiveness import StallMeter
 from napari_medseg._napari.widgets.segment_widget import FROM_FILE, SegmentWidget
+from napari_medseg.inference.catalog import find_checkpoint
 from tests.conftest import save_tiny_ct_checkpoint
 
 pytestmark = pytest.mark.gui
@@ -107,9 +108,25 @@ def test_starter_model_matches_the_scan_modality(make_napari_viewer):
     mr.metadata["medseg_modality"] = "MR"  # the NRRD has no modality tag; as if chosen
     widget = SegmentWidget(viewer)
     widget.images.value = [ct]
-    assert widget.model.value.endswith("head-ct-tissue.safetensors")
+    assert widget.model.value.endswith("upper-abdomen-ct-organs.safetensors")  # fits it best
     widget.images.value = [mr]
     assert widget.model.value.endswith("brain-tissue-t1.safetensors")
+
+
+def test_of_two_ct_starters_the_one_that_fits_the_scan_is_offered(shared_data):
+    from napari_medseg._napari.model_choice import model_for
+    from napari_medseg.io import read_scan
+
+    head = read_scan(shared_data / "ct_head" / "head_ct.nii.gz")
+    abdomen = read_scan(shared_data / "ct_abdomen" / "example_ct_sm.nii.gz")
+    assert model_for("CT", scan=head).endswith("head-ct-tissue.safetensors")
+    assert model_for("CT", scan=abdomen).endswith("upper-abdomen-ct-organs.safetensors")
+    assert model_for("CT", scan=lambda: abdomen).endswith("upper-abdomen-ct-organs.safetensors")
+    # without the scan: the first CT starter, by name
+    assert model_for("CT").endswith("head-ct-tissue.safetensors")
+    # a model the person chose that fits the modality is kept
+    chosen = str(find_checkpoint("head-ct-tissue"))
+    assert model_for("CT", current=chosen, scan=abdomen) == chosen
 
 
 def test_a_model_that_does_not_fit_the_scan_says_so(make_napari_viewer, qtbot, checkpoint):

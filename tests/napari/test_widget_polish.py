@@ -106,7 +106,8 @@ def test_main_window_opens_every_widget_as_tabs_with_segment_in_front(qtbot,
     assert visible == ["Segment"]  # the main job's tab is in front
     segment = widgets["Segment"]
     assert [layer.name for layer in segment.images.value] == ["ct_abdomen"]
-    assert segment.model.value == str(find_checkpoint("head-ct-tissue"))  # CT -> CT model
+    # CT -> the CT model that fits this scan best: the abdominal organs, not the head model
+    assert segment.model.value == str(find_checkpoint("upper-abdomen-ct-organs"))
     assert "press Segment" in segment.status.value
     assert shortcuts.key_text(shortcuts.SEGMENT) in segment.segment_button.text
     for widget in widgets.values():  # the docked widgets pass the tooltip check too
@@ -420,7 +421,7 @@ def test_choices_are_restored_in_a_new_widget(make_napari_viewer, tmp_path, monk
     segment.images.value = [mr]
     assert segment.model.value == str(find_checkpoint("brain-tissue-t1"))  # MR: suggested
     segment.images.value = [ct]
-    assert segment.model.value == str(find_checkpoint("head-ct-tissue"))
+    assert segment.model.value == str(find_checkpoint("upper-abdomen-ct-organs"))
     finetune = FinetuneWidget(viewer)
     assert finetune.steps.value == 7
     assert finetune.learning_rate.value == pytest.approx(3e-4)

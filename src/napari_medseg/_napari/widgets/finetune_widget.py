@@ -164,7 +164,8 @@ class FinetuneWidget(JobWidget):
             self.model.value = labels.metadata[MODEL_KEY]
         elif image is not None:
             source = model_for(image.metadata.get(MODALITY_KEY, "unknown"),
-                               current=str(self.model.value or ""))
+                               current=str(self.model.value or ""),
+                               scan=lambda: scan_from_layer(image))
             if source in choices:
                 self.model.value = source
 

@@ -138,7 +138,8 @@ class SegmentWidget(JobWidget):
         return model_choices(with_file=True)
 
     def _suggest_model(self) -> None:
-        """Pick the starter/user model trained for the selected scan's modality.
+        """Pick the starter/user model trained for the selected scan's modality that fits it
+        best.
 
         The chosen model stays when it fits that modality too (a remembered fine-tuned
         version, say), and so does an explicit checkpoint file.
@@ -147,7 +148,8 @@ class SegmentWidget(JobWidget):
         if not layers or self.model.value == FROM_FILE:
             return
         suggested = model_for(layers[0].metadata.get(MODALITY_KEY, "unknown"),
-                              current=str(self.model.value))
+                              current=str(self.model.value),
+                              scan=lambda: scan_from_layer(layers[0]))
         if suggested is not None:
             self.model.value = suggested
 
