@@ -51,6 +51,7 @@ from napari_medseg.inference.options import PredictOptions
 from napari_medseg.inference.segment import SegmentOptions, segment_job
 from napari_medseg.io import read_label_map, read_scan
 from napari_medseg.metrics.overlap import dice
+from napari_medseg.models.checkpoint import read_header
 from napari_medseg.scan import LabelMap, Scan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,6 +112,13 @@ def tissue_scores(pred: np.ndarray, truth: np.ndarray, brain_values: tuple[int, 
             "brain mask": r3(dice(brain.astype(np.uint8), (truth > 0).astype(np.uint8), 1))}
 
 
+def brain_classes(path: Path) -> tuple[int, ...]:
+    """The values of a brain model's classes inside the brain (GM, WM and CSF if it has it)."""
+    names = read_header(path)[1].class_names
+    return tuple(v for v, n in names.items()
+                 if n in ("grey matter", "white matter", "cerebrospinal fluid"))
+
+
 def brain_rows(models: dict[str, Path]) -> list[dict[str, Any]]:
     ch2bet = read_scan(DATA / "colin27" / "ch2bet.nii.gz")
     ch2 = read_scan(DATA / "colin27" / "ch2.nii.gz")
@@ -126,18 +134,14 @@ def brain_rows(models: dict[str, Path]) -> list[dict[str, Any]]:
                      **tissue_scores(floor, truth, (1, 2, 3))})
         for label, path in models.items():
             pred, seconds = segment(path, scan)
-            from napari_medseg.models.checkpoint import read_header
-            names = read_header(path)[1].class_names
-            brain_values = tuple(v for v, n in names.items()
-                                 if n in ("grey matter", "white matter", "cerebrospinal fluid"))
             rows.append({"starter": "brain-tissue-t1", "scan": scan_name, "method": label,
-                         **tissue_scores(pred, truth, brain_values),
+                         **tissue_scores(pred, truth, brain_classes(path)),
                          "segment_s": round(seconds, 1)})
     lesion_scan = read_scan(DATA / "mri_lesion" / "brain1_image.nrrd")
     lesion = read_label_map(DATA / "mri_lesion" / "brain1_label.nrrd", like=lesion_scan).array
     for label, path in models.items():
         pred, seconds = segment(path, lesion_scan)
-        inside = np.isin(pred, (1, 2, 3) if pred.max() > 2 else (1, 2))
+        inside = np.isin(pred, brain_classes(path))
         voxel_ml = float(np.prod(lesion_scan.geometry.spacing)) / 1000
         rows.append({"starter": "brain-tissue-t1", "scan": "brain1 (contrast T1, skull, 6.5 mm)",
                      "method": label, "lesion inside brain": r3(inside[lesion > 0].mean()),
