@@ -45,7 +45,7 @@ import numpy as np
 from scipy import ndimage
 
 from napari_medseg.events import run_to_end
-from napari_medseg.geometry.resample import resample_to
+from napari_medseg.geometry import Grid, grid_oriented, resample_to
 from napari_medseg.inference.catalog import find_checkpoint
 from napari_medseg.inference.options import PredictOptions
 from napari_medseg.inference.segment import SegmentOptions, segment_job
@@ -57,7 +57,13 @@ from napari_medseg.scan import LabelMap, Scan
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT / "scripts"))
-from prepare_starter_data import ORGAN_NAMES, ct_tissue_labels, organ_labels  # noqa: E402
+from prepare_starter_data import (  # noqa: E402
+    ORGAN_NAMES,
+    ct_tissue_labels,
+    icbm_tissue,
+    organ_cases,
+    read_icbm,
+)
 
 
 def segment(model: str | Path, scan: Scan) -> tuple[np.ndarray, float]:
@@ -95,12 +101,9 @@ def colin_reference(ch2bet: Scan) -> np.ndarray:
 
 
 def icbm_atlas() -> LabelMap:
-    folder = DATA / "brain_template"
-    t1 = read_scan(folder / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")
-    gm = read_scan(folder / "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz").array
-    wm = read_scan(folder / "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz").array
-    gm, wm = gm.astype(np.int32), wm.astype(np.int32)
-    tissue = np.array([3, 1, 2], np.uint8)[np.argmax(np.stack([255 - gm - wm, gm, wm]), 0)]
+    """The ICBM152 tissue map: 0 outside its brain mask (T1 > 0), 1 GM, 2 WM, 3 CSF."""
+    t1, gm, wm = read_icbm()
+    tissue = np.array([3, 1, 2], np.uint8)[icbm_tissue(gm, wm)]
     return LabelMap(array=np.where(t1.array > 0, tissue, 0).astype(np.uint8),
                     geometry=t1.geometry)
 
@@ -164,24 +167,24 @@ def to_box(image: np.ndarray, box: tuple[slice, slice], size: tuple[int, int], o
     return ndimage.zoom(crop, (size[0] / crop.shape[0], size[1] / crop.shape[1]), order=order)
 
 
-def canonical(scan: Scan, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Arrays flipped so that rows run anterior -> posterior and columns right -> left
-    (the atlas and the target must face the same way); returns the flips done."""
-    flips = [axis for axis in (1, 2) if scan.geometry.direction[axis, axis] < 0]
-    return np.flip(scan.array, flips), np.flip(labels, flips), flips
-
-
 def atlas_floor(target: Scan, atlas: Scan, atlas_labels: np.ndarray) -> np.ndarray:
-    """The atlas's labels copied slice by slice onto ``target`` (no learning)."""
-    hu_t, _, flips_t = canonical(target, np.zeros(target.shape, np.uint8))
-    hu_a, lab_a, _ = canonical(atlas, atlas_labels)
+    """The atlas's labels copied slice by slice onto ``target`` (no learning); both are
+    first flipped to RAS (``grid_oriented``, as a model with that orientation reads them),
+    so that they face the same way."""
+    def oriented(scan: Scan) -> Grid:
+        return grid_oriented(Grid.of(scan), "RAS")
+
+    hu_t = resample_to(target, oriented(target)).array
+    hu_a = resample_to(atlas, oriented(atlas)).array
+    lab_a = resample_to(LabelMap(array=atlas_labels, geometry=atlas.geometry),
+                        oriented(atlas)).array
     size = (128, 128)
     atlas_slices = []
     for z in range(hu_a.shape[0]):
         box = body_box(hu_a[z])
         atlas_slices.append((to_box(np.clip(hu_a[z], -250, 450), box, size, 1),
                              to_box(lab_a[z], box, size, 0)))
-    out = np.zeros(target.shape, np.uint8)
+    out = np.zeros(hu_t.shape, np.uint8)
     for z in range(hu_t.shape[0]):
         box = body_box(hu_t[z])
         view = to_box(np.clip(hu_t[z], -250, 450), box, size, 1)
@@ -189,10 +192,9 @@ def atlas_floor(target: Scan, atlas: Scan, atlas_labels: np.ndarray) -> np.ndarr
         scores = [float(((a - a.mean()) / (a.std() + 1e-6) * v).mean()) for a, _ in atlas_slices]
         labels = atlas_slices[int(np.argmax(scores))][1]
         h, w = box[0].stop - box[0].start, box[1].stop - box[1].start
-        placed = np.zeros(hu_t.shape[1:], np.uint8)
-        placed[box] = ndimage.zoom(labels, (h / size[0], w / size[1]), order=0)[:h, :w]
-        out[z] = placed
-    return np.flip(out, flips_t)
+        out[z][box] = ndimage.zoom(labels, (h / size[0], w / size[1]), order=0)[:h, :w]
+    on_target = LabelMap(array=out, geometry=oriented(target).geometry)
+    return resample_to(on_target, Grid.of(target)).array
 
 
 def organ_scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float | None]:
@@ -200,17 +202,8 @@ def organ_scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float | None]
             for v, name in ORGAN_NAMES.items() if v}
 
 
-def abdomen_cases() -> dict[str, tuple[Scan, np.ndarray]]:
-    ct = read_scan(DATA / "ct_abdomen" / "example_ct_sm.nii.gz")
-    seg = read_label_map(DATA / "ct_abdomen" / "example_seg.nii.gz", like=ct).array
-    dicom = read_scan(DATA / "dicom_series_ct")
-    flipped = read_label_map(DATA / "dicom_series_ct_labels" / "example_seg_dicom.nii.gz").array
-    return {"ct_abdomen": (ct, organ_labels(seg)),
-            "dicom_series_ct": (dicom, organ_labels(flipped[:, ::-1, :]))}
-
-
 def organ_rows(folds: dict[str, Path]) -> list[dict[str, Any]]:
-    cases = abdomen_cases()
+    cases = organ_cases()
     rows: list[dict[str, Any]] = []
     for test, trained_on in (("ct_abdomen", "dicom_series_ct"), ("dicom_series_ct", "ct_abdomen")):
         scan, truth = cases[test]

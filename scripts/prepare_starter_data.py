@@ -64,14 +64,24 @@ def write_slabs(name: str, scan: Scan, labels: np.ndarray, names: dict[int, str]
                         overwrite=True)
 
 
-def brain(out: Path) -> None:
+def read_icbm() -> tuple[Scan, np.ndarray, np.ndarray]:
+    """The ICBM152 2009a T1 (MR) and its GM and WM probability maps (0..255, int32)."""
     folder = DATA / "brain_template"
     t1 = read_scan(folder / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")
-    gm = read_scan(folder / "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz").array
-    wm = read_scan(folder / "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz").array
-    gm, wm = gm.astype(np.int32), wm.astype(np.int32)
-    labels = np.argmax(np.stack([255 - gm - wm, gm, wm]), axis=0)
     t1.modality = "MR"
+    gm, wm = (read_scan(folder / f"mni_icbm152_{part}_tal_nlin_sym_09a_converted.nii.gz")
+              .array.astype(np.int32) for part in ("gm", "wm"))
+    return t1, gm, wm
+
+
+def icbm_tissue(gm: np.ndarray, wm: np.ndarray) -> np.ndarray:
+    """argmax(255 - GM - WM, GM, WM): 0 background/CSF, 1 grey matter, 2 white matter."""
+    return np.argmax(np.stack([255 - gm - wm, gm, wm]), axis=0)
+
+
+def brain(out: Path) -> None:
+    t1, gm, wm = read_icbm()
+    labels = icbm_tissue(gm, wm)
     write_slabs("brain", t1, labels, {0: "background", 1: "grey matter", 2: "white matter"},
                 {"train1": (0, 88), "train2": (136, t1.shape[0]), "heldout": (96, 128)}, out)
 
@@ -106,12 +116,9 @@ def icbm_at_2mm() -> tuple[Scan, dict[int, np.ndarray], np.ndarray]:
     """The ICBM152 T1 (0..1), its GM/WM/CSF probabilities and brain mask, 2x2x2 block means."""
     from napari_medseg.training.synth import CSF, GM, WM
 
-    folder = DATA / "brain_template"
-    t1 = read_scan(folder / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")
-    maps = [t1.array.astype(np.float32) / 255.0, (t1.array > 0).astype(np.float32)]
-    for part in ("gm", "wm"):
-        name = f"mni_icbm152_{part}_tal_nlin_sym_09a_converted.nii.gz"
-        maps.append(read_scan(folder / name).array.astype(np.float32) / 255.0)
+    t1, gm_255, wm_255 = read_icbm()
+    maps = [t1.array.astype(np.float32) / 255.0, (t1.array > 0).astype(np.float32),
+            gm_255.astype(np.float32) / 255.0, wm_255.astype(np.float32) / 255.0]
     even = tuple(slice(0, s - s % 2) for s in t1.shape)
     small = []
     for m in maps:
@@ -158,20 +165,28 @@ def organ_labels(totalseg: np.ndarray) -> np.ndarray:
     return out
 
 
-def abdomen_ct(out: Path) -> None:
-    """Two abdominal CTs of two subjects with organ labels: the bundled sample's scan
-    (``ct_abdomen``, 3 mm) and the DICOM series (0.98 x 0.98 x 2 mm)."""
+def organ_cases() -> dict[str, tuple[Scan, np.ndarray]]:
+    """Two abdominal CTs of two subjects and their labels in :data:`ORGANS` values: the
+    bundled sample's scan (``ct_abdomen``, 3 mm) and the DICOM series (``dicom_series_ct``,
+    0.98 x 0.98 x 2 mm)."""
     ct = read_scan(DATA / "ct_abdomen" / "example_ct_sm.nii.gz")
-    seg = read_label_map(DATA / "ct_abdomen" / "example_seg.nii.gz", like=ct)
+    seg = read_label_map(DATA / "ct_abdomen" / "example_seg.nii.gz", like=ct).array
     dicom = read_scan(DATA / "dicom_series_ct")
     # the labels were exported with rows flipped: same box, y reversed (tests/io/test_dicom.py)
     flipped = read_label_map(DATA / "dicom_series_ct_labels" / "example_seg_dicom.nii.gz")
-    dseg = LabelMap(array=flipped.array[:, ::-1, :].copy(), geometry=dicom.geometry)
-    for stem, scan, labels in (("abdomen", ct, seg), ("dicomct", dicom, dseg)):
+    for scan in (ct, dicom):
         scan.modality = "CT"
-        write_scan(Scan(array=scan.array, geometry=scan.geometry, modality="CT"),
-                   out / f"{stem}_image.nii.gz", overwrite=True)
-        write_label_map(LabelMap(array=organ_labels(labels.array), geometry=scan.geometry,
+    return {"ct_abdomen": (ct, organ_labels(seg)),
+            "dicom_series_ct": (dicom, organ_labels(flipped.array[:, ::-1, :]))}
+
+
+def abdomen_ct(out: Path) -> None:
+    """:func:`organ_cases` as training files: ``abdomen_*`` and ``dicomct_*``."""
+    cases = organ_cases()
+    for stem, case in (("abdomen", "ct_abdomen"), ("dicomct", "dicom_series_ct")):
+        scan, labels = cases[case]
+        write_scan(scan, out / f"{stem}_image.nii.gz", overwrite=True)
+        write_label_map(LabelMap(array=labels, geometry=scan.geometry,
                                  class_names=ORGAN_NAMES), out / f"{stem}_labels.nii.gz",
                         overwrite=True)
 
