@@ -217,3 +217,31 @@ def test_evaluate_shows_the_references_names_and_what_was_averaged(shared_data, 
     assert [c["matched_by"] for c in report["classes"]] == [
         "reference only", "prediction only", "prediction only"]
     assert report["mean"]["dice"] == 0.0  # the lesion, unmatched by name
+
+
+def test_journals_lists_and_removes_old_journals(capsys) -> None:
+    import os
+
+    import numpy as np
+
+    from napari_medseg.cli import main
+    from napari_medseg.training.journal import RestoreChoice, ScanIdentity, journal_path_for
+    from napari_medseg.training.journal import open_journal as open_
+
+    identity = ScanIdentity.of_labels(np.zeros((2, 4, 4), np.uint8))
+    path = journal_path_for(identity, "pred", scan_name="ct.nii.gz")
+    journal, _ = open_(path, (2, 4, 4), identity=identity, scan="ct.nii.gz", labels="pred",
+                       decide=lambda s: RestoreChoice.RESTORE)
+    journal.record_edit([[1, 2, 3]], 4)
+    assert main(["journals"]) == 0
+    out = capsys.readouterr().out
+    assert "ct.nii.gz / pred: 1 edited voxel and 0 reviewed slices" in out
+    assert str(path) in out
+    assert main(["journals", "--remove-older-than", "1"]) == 0
+    assert path.exists()  # changed just now: kept
+    week_ago = path.stat().st_mtime - 7 * 86400
+    os.utime(path, (week_ago, week_ago))
+    assert main(["journals", "--remove-older-than", "1"]) == 1  # asks for --yes without a tty
+    assert path.exists()
+    assert main(["journals", "--remove-older-than", "1", "--yes"]) == 0
+    assert not path.exists()

@@ -7,7 +7,8 @@ import pytest
 
 from napari_medseg._napari.corrections import CorrectionTracker
 from napari_medseg._napari.widgets.finetune_widget import FinetuneWidget
-from napari_medseg.training.journal import CorrectionJournal
+from napari_medseg.paths import journals_dir
+from napari_medseg.training.journal import CorrectionJournal, RestoreChoice
 from tests.conftest import SAMPLE_VOLUMES, save_tiny_ct_checkpoint
 
 pytestmark = pytest.mark.gui
@@ -96,8 +97,8 @@ def test_correct_finetune_adds_the_resegmented_scan(make_napari_viewer, qtbot, m
     assert "held-back corrections: Dice" in widget.status.value
     # the corrected slices keep the person's labels in the new layer
     np.testing.assert_array_equal(viewer.layers[-1].data[14], liver[14])
-    # the journal of a bundled sample goes to the user folder, never into the package
-    assert widget.journal_file.parent == models_dir.parent / "corrections"
+    # the journal of a bundled sample goes to the data folder, never into the package
+    assert widget.journal_file.parent == journals_dir()
     assert not list(SAMPLE_VOLUMES.glob("*.jsonl"))
 
 
@@ -124,6 +125,9 @@ def test_corrections_survive_a_restart_and_interpolate(make_napari_viewer, tmp_p
     from napari_medseg._napari import notify
 
     monkeypatch.setattr(notify, "show_warning", lambda message: None)
+    asked = []
+    monkeypatch.setattr(FinetuneWidget, "ask_restore",
+                        lambda self, summary: asked.append(summary) or RestoreChoice.RESTORE)
     scan_path = tmp_path / "ct.nii.gz"
     shutil.copy(SAMPLE_VOLUMES / "ct_abdomen.nii.gz", scan_path)
 
@@ -152,11 +156,13 @@ def test_corrections_survive_a_restart_and_interpolate(make_napari_viewer, tmp_p
     assert 8 * 8 < size_15 < 16 * 16
     journal = widget.journal_file
     assert journal.exists()
-    assert journal.parent == tmp_path  # next to the scan
+    assert journal.parent == journals_dir()  # the one documented folder, never the scan's
     expected = np.array(prediction.data)
     viewer.close()  # "crash": nothing else is saved
 
     _viewer2, prediction2, widget2 = session()
+    assert len(asked) == 1  # the person was asked once, and chose Restore
+    assert asked[0].reviewed_slices == 1
     np.testing.assert_array_equal(prediction2.data, expected)
     assert widget2.tracker.edited[5, 40, 50]
     assert widget2.tracker.reviewed[9].all()

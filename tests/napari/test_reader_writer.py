@@ -10,6 +10,7 @@ import pytest
 from napari_medseg._napari import notify
 from napari_medseg._napari import reader as reader_module
 from napari_medseg.io import read_label_map, read_scan
+from tests.conftest import SAMPLE_VOLUMES
 
 PLUGIN = "napari-medseg"
 pytestmark = pytest.mark.gui
@@ -128,3 +129,18 @@ def test_dicom_folder_with_two_series_asks_which(
     assert layers[0].data.shape == (3, 256, 256)
     monkeypatch.setattr(dicom_choice, "ask_series", lambda path, series: None)
     assert reader_module.read_layers(str(tmp_path)) == [(None,)]
+
+
+@pytest.mark.parametrize(("name", "kind"), [
+    ("ct_abdomen_organs.nii.gz", "labels"),  # 42 values, no label word in its name: content
+    ("mr_abdomen_organs.nii.gz", "labels"),
+    ("ct_abdomen.nii.gz", "image"),
+    ("mr_brain_lesion.nrrd", "image"),
+])
+def test_files_open_as_labels_by_their_content(make_napari_viewer, tmp_path, name, kind):
+    viewer = make_napari_viewer()
+    copy = tmp_path / name.replace("_organs", "_structures")  # not helped by its name
+    shutil.copy(SAMPLE_VOLUMES / name, copy)
+    layers = viewer.open(str(copy), plugin=PLUGIN)
+    assert [layer._type_string for layer in layers] == [kind]
+

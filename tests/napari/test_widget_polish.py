@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from napari_medseg._napari.widgets.segment_widget import FROM_FILE, MODEL_KEY, S
 from napari_medseg._napari.widgets.train_widget import TrainWidget
 from napari_medseg.events import Progress
 from napari_medseg.inference.catalog import find_checkpoint
+from napari_medseg.paths import CONFIG_ENV
 from tests.conftest import save_tiny_ct_checkpoint
 
 pytestmark = pytest.mark.gui
@@ -364,11 +366,11 @@ def test_durations():
 
 # ------------------------------------------------------------------ remembered settings
 def test_settings_live_in_the_config_dir(monkeypatch, tmp_path):
-    monkeypatch.setenv(settings.ENV_VAR, str(tmp_path / "cfg"))
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "cfg"))
     assert settings.settings_path() == tmp_path / "cfg" / "settings.json"
-    monkeypatch.delenv(settings.ENV_VAR)
+    monkeypatch.delenv(CONFIG_ENV)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    if settings.sys.platform.startswith("linux"):
+    if sys.platform.startswith("linux"):
         assert settings.config_dir() == tmp_path / "xdg" / "napari-medseg"
 
 
@@ -404,7 +406,7 @@ def test_choices_are_restored_in_a_new_widget(make_napari_viewer, tmp_path, monk
         widget.deleteLater()
 
     path = settings.settings_path()
-    assert path.parent == Path(os.environ[settings.ENV_VAR])  # never the person's ~/.config
+    assert path.parent == Path(os.environ[CONFIG_ENV])  # never the person's ~/.config
     assert sorted(p.name for p in path.parent.iterdir()) == ["settings.json"]  # atomic: no tmp
     stored = json.loads(path.read_text())
     assert stored["segment"]["tile"] == "32 64 64"

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from napari_medseg.training.interpolation import interpolate_between_slices
-from napari_medseg.training.journal import CorrectionJournal, JournalError, journal_path_for
+from napari_medseg.training.journal import (
+    CorrectionJournal,
+    JournalError,
+    ScanIdentity,
+    journal_path_for,
+)
 
 
 def _disc(shape: tuple[int, int], radius: float, centre: tuple[float, float]) -> np.ndarray:
@@ -32,9 +37,10 @@ def test_interpolation_blends_shapes_between_two_slices() -> None:
 
 
 def test_journal_replays_edits_and_reviewed_slices(tmp_path) -> None:
-    path = journal_path_for(tmp_path / "ct.nii.gz")
-    assert path.name == "ct.corrections.jsonl"
     base = np.zeros((4, 5, 6), np.uint8)
+    identity = ScanIdentity.of_labels(base)
+    path = journal_path_for(identity, "pred", scan_name="ct.nii.gz", folder=tmp_path)
+    assert path.name == f"ct.{identity.digest}.pred.corrections.jsonl"
     journal = CorrectionJournal(path, base.shape, scan="ct.nii.gz")
     journal.record_edit([[1, 2, 3], [1, 2, 4]], 2)
     journal.record_reviewed(axis=0, slice_index=3)

@@ -34,6 +34,7 @@ from napari_medseg.io import (
 from napari_medseg.io.dicom_seg_read import is_dicom_seg
 from napari_medseg.io.formats import Format, detect_format, is_dicom_file
 from napari_medseg.io.read import LabelFile, label_file_from_scan
+from napari_medseg.io.sidecar import sidecar_path
 
 LayerData = tuple[Any, ...]
 _EMPTY: list[LayerData] = [(None,)]  # napari's sentinel for "read fine, nothing to add"
@@ -101,9 +102,10 @@ def _read_layers(path: str | list[str]) -> list[LayerData]:
 
 
 def layer_data_for_file(path: Path) -> LayerData:
-    """An Image layer for a scan, a Labels layer for a label file."""
+    """An Image layer for a scan, a Labels layer for a label file (by its name, its content,
+    or a label sidecar beside it)."""
     scan = read_scan(path)
-    if looks_like_label_map(scan.array, scan.name):
+    if sidecar_path(path).is_file() or looks_like_label_map(scan.array, scan.name):
         return labels_layer_data(label_file_from_scan(scan))
     return scan_layer_data(scan)
 

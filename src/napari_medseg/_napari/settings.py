@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,26 +27,12 @@ from magicgui.widgets.bases import ValueWidget
 
 from napari_medseg.errors import MedsegError
 from napari_medseg.io.atomic import write_atomically
+from napari_medseg.paths import config_dir
 
-ENV_VAR = "NAPARI_MEDSEG_CONFIG_DIR"
 FILENAME = "settings.json"
 VERSION = 1
 
 log = logging.getLogger(__name__)
-
-
-def config_dir() -> Path:
-    """``$NAPARI_MEDSEG_CONFIG_DIR``, else the platform's per-user settings folder."""
-    override = os.environ.get(ENV_VAR)
-    if override:
-        return Path(override).expanduser()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "napari-medseg"
 
 
 def settings_path() -> Path:

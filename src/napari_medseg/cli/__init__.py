@@ -17,7 +17,7 @@ from napari_medseg.errors import MedsegError, render
 
 #: Verb modules, in the order ``--help`` lists them.
 VERBS = ("info", "convert", "view", "napari_reader", "models", "predict", "train", "finetune",
-         "evaluate", "fuse")
+         "evaluate", "fuse", "journals")
 
 
 def build_parser() -> argparse.ArgumentParser:

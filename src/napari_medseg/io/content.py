@@ -72,7 +72,9 @@ def guess_modality(array: npt.NDArray[Any], metadata: dict[str, str], *, name: s
 
 
 def looks_like_label_map(array: npt.NDArray[Any], name: str) -> bool:
-    """True for integer images with few distinct non-negative values (or a label-ish name)."""
+    """True for label maps: integer images with few distinct non-negative values, a label-ish
+    name, or - read by content - up to 255 values that form flat regions (a label map's
+    foreground voxels nearly always equal their neighbours; a scan's rarely do)."""
     if not (np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_):
         return False
     if array.size == 0:
@@ -89,4 +91,30 @@ def looks_like_label_map(array: npt.NDArray[Any], name: str) -> bool:
         return False
     sample = array.ravel()[:: max(1, array.size // 2_000_000)]
     n_values = int(np.count_nonzero(np.bincount(sample.astype(np.intp))))
-    return n_values <= 8 or (hi <= MAX_LABEL_VALUES and n_values <= MAX_LABEL_VALUES // 2)
+    if n_values <= 8 or (hi <= MAX_LABEL_VALUES and n_values <= MAX_LABEL_VALUES // 2):
+        return True
+    return n_values <= MAX_REGION_VALUES and flat_fraction(array) >= FLAT_FRACTION
+
+
+#: A label map read by its content holds at most this many distinct values ...
+MAX_REGION_VALUES = 255
+#: ... and at least this fraction of its foreground voxels equal their in-plane neighbour
+#: (label maps of the shared data: 0.81-0.97; scans, 8-bit templates included: 0.02-0.23).
+FLAT_FRACTION = 0.6
+
+
+def flat_fraction(array: npt.NDArray[Any], *, max_slices: int = 16) -> float:
+    """Of the non-zero voxels, the fraction equal to their next neighbour along each in-plane
+    axis (the last two axes), over at most ``max_slices`` evenly spaced slices."""
+    planes = array if array.ndim >= 3 else array[None]
+    planes = planes.reshape(-1, *planes.shape[-2:])
+    step = max(1, planes.shape[0] // max_slices)
+    same = total = 0
+    for plane in planes[::step]:
+        for axis in (0, 1):
+            a = np.moveaxis(plane, axis, 0)
+            here, there = a[:-1], a[1:]
+            fg = here != 0
+            total += int(fg.sum())
+            same += int((fg & (here == there)).sum())
+    return same / total if total else 1.0

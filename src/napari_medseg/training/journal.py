@@ -6,22 +6,40 @@ On reopening, the journal is replayed onto the original prediction to restore th
 labels, the edited voxels and the reviewed slices.  A torn last line (a crash mid-append) is
 ignored; damage anywhere else is an error.
 
-File layout (``<scan name>.corrections.jsonl`` next to the scan, or in a project folder)::
+Journals are keyed by the scan's **identity** (:class:`ScanIdentity`: the content hash of its
+voxels and grid, and the DICOM Study/Series UIDs and a digest of the SOP Instance UIDs where it
+was read from a DICOM series) and by the label layer's name; they all live in one folder,
+:func:`napari_medseg.paths.journals_dir` (the configured data folder's ``corrections/``), as
+``<scan name>.<identity digest>.<labels name>.corrections.jsonl``.  A journal whose stored
+identity differs from the scan it is opened for is refused, whatever its file name and grid
+shape: one patient's corrections never replay onto another's labels.
 
-    {"kind": "header", "version": 1, "shape": [Z, Y, X], "scan": "ct.nii.gz"}
+File layout::
+
+    {"kind": "header", "version": 2, "shape": [Z, Y, X], "scan": "ct.nii.gz",
+     "identity": {"content_hash": "sha256:...", "study_instance_uid": "...", ...},
+     "labels": "prediction", "created": "2026-12-07T14:00:00+00:00"}
     {"kind": "edit", "index": "<base64 zlib int64 flat indices>", "value": "<... values>"}
     {"kind": "reviewed", "axis": 0, "slice": 12, "reviewed": true}
     {"kind": "volume_reviewed", "reviewed": true}
+
+What a crash can lose: nothing that was recorded.  A brush stroke is recorded when napari
+reports it (when the mouse button is released); a stroke still held down when the process dies
+is lost.  Values changed by undo/redo are recorded by the tracker's periodic ``sync`` (every
+3 s in the Correct tab), so an undo in the last 3 s before a crash can be lost.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +47,10 @@ import numpy as np
 import numpy.typing as npt
 
 from napari_medseg.errors import MedsegError
-from napari_medseg.scan import strip_image_suffix
+from napari_medseg.paths import journals_dir
+from napari_medseg.scan import Scan, strip_image_suffix
 
-VERSION = 1
+VERSION = 2
 SUFFIX = ".corrections.jsonl"
 
 
@@ -39,30 +58,82 @@ class JournalError(MedsegError):
     """A corrections journal is damaged or belongs to another grid."""
 
 
-def journal_path_for(scan_path: str | Path | None, folder: str | Path | None = None, *,
-                     labels_name: str | None = None, fallback: str | Path | None = None,
-                     protected: Sequence[str | Path] = ()) -> Path:
-    """Where the corrections of one label layer on one scan are journaled: the one rule.
+@dataclass(frozen=True, kw_only=True)
+class ScanIdentity:
+    """Which scan a journal belongs to: the voxels and grid (``content_hash``), and for a scan
+    read from DICOM its Study and Series Instance UIDs and a digest of its SOP Instance UIDs.
 
-    ``<folder or scan's folder>/<scan name>[.<labels name>].corrections.jsonl``.  The journal
-    goes to ``fallback`` (a user folder) instead when the scan has no file, when its folder
-    cannot be written, or when it is one of ``protected`` (the bundled samples: never write
-    into the package).  ``labels_name`` keeps two label layers of one scan apart (characters
-    other than letters, digits, ``-`` and ``_`` become ``_``).
-    """
-    safe = "" if labels_name is None else "." + "".join(
-        c if c.isalnum() or c in "-_" else "_" for c in labels_name)
-    if scan_path is None or str(scan_path) == "":
-        if fallback is None:
-            msg = "a scan without a file needs a fallback folder for its corrections journal"
-            raise ValueError(msg)
-        return Path(fallback) / f"{safe.lstrip('.') or 'labels'}{SUFFIX}"
-    source = Path(scan_path)
-    base = Path(folder) if folder is not None else (source if source.is_dir() else source.parent)
-    blocked = [Path(p).resolve() for p in protected]
-    if fallback is not None and (not os.access(base, os.W_OK) or base.resolve() in blocked):
-        base = Path(fallback)
-    return base / f"{strip_image_suffix(source.name)}{safe}{SUFFIX}"
+    Two identities match when every field that both have agrees and the content hashes are
+    equal: a re-export of the same DICOM series to NIfTI keeps its content hash, a
+    different patient's ``ct.nii.gz`` of the same shape does not."""
+
+    content_hash: str
+    study_instance_uid: str = ""
+    series_instance_uid: str = ""
+    sop_instances: str = ""  # sha256 of the slices' SOP Instance UIDs in order
+
+    @classmethod
+    def of_scan(cls, scan: Scan) -> ScanIdentity:
+        """The identity of ``scan`` (hashes its voxels once: ~0.3 s per 100 MB)."""
+        from napari_medseg.io.dicom_reference import dicom_reference
+        from napari_medseg.provenance import content_hash
+
+        reference = dicom_reference(scan.metadata)
+        if reference is None:
+            return cls(content_hash=content_hash(scan.array, geometry=scan.geometry))
+        sops = "\n".join(s.sop_instance_uid for s in reference.slices)
+        return cls(content_hash=content_hash(scan.array, geometry=scan.geometry),
+                   study_instance_uid=reference.study_instance_uid,
+                   series_instance_uid=reference.series_instance_uid,
+                   sop_instances=hashlib.sha256(sops.encode()).hexdigest())
+
+    @classmethod
+    def of_labels(cls, labels: npt.NDArray[Any]) -> ScanIdentity:
+        """For labels tracked without a scan: the labels as they were when tracking began."""
+        from napari_medseg.provenance import content_hash
+
+        return cls(content_hash="labels:" + content_hash(np.asarray(labels)))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScanIdentity:
+        return cls(content_hash=str(data.get("content_hash", "")),
+                   study_instance_uid=str(data.get("study_instance_uid", "")),
+                   series_instance_uid=str(data.get("series_instance_uid", "")),
+                   sop_instances=str(data.get("sop_instances", "")))
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    def matches(self, other: ScanIdentity) -> bool:
+        if not self.content_hash or self.content_hash != other.content_hash:
+            return False
+        pairs = ((self.study_instance_uid, other.study_instance_uid),
+                 (self.series_instance_uid, other.series_instance_uid),
+                 (self.sop_instances, other.sop_instances))
+        return all(a == b for a, b in pairs if a and b)
+
+    @property
+    def digest(self) -> str:
+        """12 hex digits naming the journal file (from every field)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "labels"
+
+
+def journal_path_for(identity: ScanIdentity, labels_name: str, *, scan_name: str = "scan",
+                     folder: str | Path | None = None) -> Path:
+    """Where the corrections of the label layer ``labels_name`` on the scan ``identity`` are
+    journaled: the one rule.
+
+    ``<folder or journals_dir()>/<scan name>.<identity digest>.<labels name>.corrections.jsonl``
+    (characters other than letters, digits, ``-`` and ``_`` become ``_``).  The scan name is
+    for people reading the folder; the digest is what keeps two patients apart."""
+    base = Path(folder) if folder is not None else journals_dir()
+    stem = _safe(strip_image_suffix(scan_name))
+    return base / f"{stem}.{identity.digest}.{_safe(labels_name)}{SUFFIX}"
 
 
 def _pack(array: npt.NDArray[Any]) -> str:
@@ -72,6 +143,40 @@ def _pack(array: npt.NDArray[Any]) -> str:
 
 def _unpack(text: str) -> npt.NDArray[np.int64]:
     return np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype=np.int64)
+
+
+def _now() -> str:
+    return datetime.now(tz=timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class JournalSummary:
+    """What a journal holds: counts a person can decide on, and where it came from."""
+
+    path: Path
+    scan: str
+    labels: str
+    created: str
+    modified: str
+    edited_voxels: int
+    reviewed_slices: int
+    volume_reviewed: bool
+    identity: ScanIdentity | None = field(default=None, compare=False)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.edited_voxels or self.reviewed_slices or self.volume_reviewed)
+
+    def describe(self) -> str:
+        """``"412 edited voxels and 2 reviewed slices from 2026-12-07 14:03"``."""
+        parts = [f"{self.edited_voxels} edited voxel{'s' * (self.edited_voxels != 1)}"]
+        if self.volume_reviewed:
+            parts.append("the whole volume marked reviewed")
+        else:
+            parts.append(f"{self.reviewed_slices} reviewed "
+                         f"slice{'s' * (self.reviewed_slices != 1)}")
+        when = self.modified.replace("T", " ")[:16]
+        return f"{' and '.join(parts)} from {when} UTC"
 
 
 @dataclass
@@ -95,21 +200,50 @@ class CorrectionState:
 class CorrectionJournal:
     """Append corrections of one label volume to ``path`` (created with a header if new)."""
 
-    def __init__(self, path: str | Path, shape: tuple[int, ...], *, scan: str = "") -> None:
+    def __init__(self, path: str | Path, shape: tuple[int, ...], *, scan: str = "",
+                 identity: ScanIdentity | None = None, labels: str = "") -> None:
         self.path = Path(path)
         self.shape = tuple(int(s) for s in shape)
         if self.path.exists():
             self._repair_torn_tail()
         if self.path.exists() and self.path.stat().st_size > 0:
             header = self._records()[0]
+            if identity is not None:
+                self._check_identity(header, identity)
             if tuple(header.get("shape", ())) != self.shape:
                 msg = (f"the corrections journal {self.path} is for a grid of shape "
                        f"{tuple(header.get('shape', ()))}, not {self.shape}; move it away or "
                        "open the scan it belongs to")
                 raise JournalError(msg)
         else:
-            self._append({"kind": "header", "version": VERSION, "shape": list(self.shape),
-                          "scan": scan})
+            header = {"kind": "header", "version": VERSION, "shape": list(self.shape),
+                      "scan": scan, "labels": labels, "created": _now()}
+            if identity is not None:
+                header["identity"] = identity.to_dict()
+            self._append(header)
+
+    def _check_identity(self, header: Mapping[str, Any], identity: ScanIdentity) -> None:
+        stored = header.get("identity")
+        if not isinstance(stored, Mapping):
+            msg = (f"the corrections journal {self.path} does not say which scan it belongs to "
+                   "(written by an older napari-medseg), so it cannot be matched to this scan "
+                   "safely; it was not replayed. Move it away to start a new journal")
+            raise JournalError(msg)
+        if not ScanIdentity.from_dict(stored).matches(identity):
+            msg = (f"the corrections journal {self.path} belongs to another scan "
+                   f"({header.get('scan') or 'unnamed'}, content "
+                   f"{str(stored.get('content_hash', '?')).removeprefix('sha256:')[:8]}), not "
+                   f"this one (content {identity.content_hash.removeprefix('sha256:')[:8]}); "
+                   "its corrections were not replayed")
+            raise JournalError(msg)
+
+    @property
+    def header(self) -> dict[str, Any]:
+        return self._records()[0]
+
+    def summary(self) -> JournalSummary:
+        """What the journal holds, for a person to decide whether to restore it."""
+        return summarize(self.path)
 
     # ------------------------------------------------------------------ writing
     def _repair_torn_tail(self) -> None:
@@ -167,25 +301,7 @@ class CorrectionJournal:
 
     # ------------------------------------------------------------------ reading
     def _records(self) -> list[dict[str, Any]]:
-        data = self.path.read_bytes()
-        lines = data.split(b"\n")
-        records = []
-        for i, line in enumerate(lines):
-            if not line.strip():
-                continue
-            last = i == len(lines) - 1  # no newline after it: possibly torn
-            try:
-                records.append(json.loads(line))
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                if last:
-                    break
-                msg = (f"the corrections journal {self.path} is damaged at line {i + 1}; "
-                       "keep a copy and move it away to start a new one")
-                raise JournalError(msg) from None
-        if not records or records[0].get("kind") != "header":
-            msg = f"{self.path} is not a corrections journal (no header line)"
-            raise JournalError(msg)
-        return records
+        return _read_records(self.path)
 
     def replay(self, base: npt.NDArray[Any]) -> CorrectionState:
         """Apply the journal to ``base`` (the uncorrected labels, not modified)."""
@@ -217,3 +333,134 @@ class CorrectionJournal:
                 raise JournalError(msg) from None
         return CorrectionState(labels=labels, edited=edited, reviewed=reviewed,
                                volume_reviewed=volume_reviewed)
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    records = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        last = i == len(lines) - 1  # no newline after it: possibly torn
+        try:
+            records.append(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            if last:
+                break
+            msg = (f"the corrections journal {path} is damaged at line {i + 1}; "
+                   "keep a copy and move it away to start a new one")
+            raise JournalError(msg) from None
+    if not records or records[0].get("kind") != "header":
+        msg = f"{path} is not a corrections journal (no header line)"
+        raise JournalError(msg)
+    return records
+
+
+
+def summarize(path: Path) -> JournalSummary:
+    """What the journal at ``path`` holds (counts, dates, its scan)."""
+    records = _read_records(path)
+    header = records[0]
+    edited: set[int] = set()
+    slices: set[tuple[int, int]] = set()
+    volume = False
+    for record in records[1:]:
+        kind = record.get("kind")
+        try:
+            if kind == "edit":
+                edited.update(_unpack(record["index"]).tolist())
+            elif kind == "reviewed":
+                key = (int(record["axis"]), int(record["slice"]))
+                if record.get("reviewed", True):
+                    slices.add(key)
+                else:
+                    slices.discard(key)
+            elif kind == "volume_reviewed":
+                volume = bool(record.get("reviewed", True))
+        except (KeyError, TypeError, ValueError, zlib.error):
+            continue
+    modified = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+    identity = header.get("identity")
+    return JournalSummary(
+        path=path, scan=str(header.get("scan") or ""),
+        labels=str(header.get("labels") or ""), created=str(header.get("created") or ""),
+        modified=modified.isoformat(timespec="seconds"),
+        edited_voxels=len(edited), reviewed_slices=len(slices), volume_reviewed=volume,
+        identity=ScanIdentity.from_dict(identity) if isinstance(identity, Mapping)
+        else None)
+
+
+
+# ---------------------------------------------------------------------- the folder of journals
+class RestoreChoice(Enum):
+    """What a person chose for an earlier journal of the scan they are correcting."""
+
+    RESTORE = "restore"  # replay it onto the labels and go on recording into it
+    DISCARD = "discard"  # delete it; start over
+    LATER = "later"  # set it aside (kept, listed by `napari-medseg journals`); start a new one
+
+
+def kept_journals(path: Path) -> list[Path]:
+    """Journals of ``path`` that were set aside for later, newest first."""
+    stem = path.name.removesuffix(SUFFIX)
+    kept = path.parent.glob(f"{stem}.kept-*{SUFFIX}")
+    return sorted(kept, key=lambda p: p.name, reverse=True)
+
+
+def set_aside(path: Path) -> Path:
+    """Keep ``path`` for later under a dated name beside it; returns the new name."""
+    stamp = datetime.now(tz=timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    target = path.with_name(f"{path.name.removesuffix(SUFFIX)}.kept-{stamp}{SUFFIX}")
+    path.rename(target)
+    return target
+
+
+def open_journal(path: Path, shape: tuple[int, ...], *, identity: ScanIdentity, scan: str,
+                 labels: str,
+                 decide: Callable[[JournalSummary], RestoreChoice]) -> tuple[
+                     CorrectionJournal, RestoreChoice | None]:
+    """The journal to record into at ``path``, asking ``decide`` once about earlier ones.
+
+    An earlier journal of the same scan and labels (the live one, else the newest kept for
+    later) that holds corrections is summarised and ``decide`` chooses: restore it (the
+    returned journal holds it and replays it), discard it (deleted), or keep it for later (set
+    aside; a new journal starts).  A journal of another scan at ``path`` raises
+    :class:`JournalError` before anything is asked.  Returns the journal and the choice made
+    (``None`` when there was nothing to ask about)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate: CorrectionJournal | None = None
+    for earlier in [path, *kept_journals(path)]:
+        if earlier.exists() and earlier.stat().st_size > 0:
+            candidate = CorrectionJournal(earlier, shape, identity=identity)
+            if not candidate.summary().empty:
+                break
+            candidate = None
+    if candidate is None:
+        return CorrectionJournal(path, shape, scan=scan, identity=identity, labels=labels), None
+    choice = decide(candidate.summary())
+    if choice is RestoreChoice.RESTORE:
+        if candidate.path != path:
+            if path.exists():
+                set_aside(path)
+            candidate.path.rename(path)
+        return CorrectionJournal(path, shape, identity=identity), choice
+    if choice is RestoreChoice.DISCARD:
+        candidate.path.unlink()
+    elif candidate.path == path:
+        set_aside(path)
+    return CorrectionJournal(path, shape, scan=scan, identity=identity, labels=labels), choice
+
+
+def list_journals(folder: str | Path | None = None) -> Iterator[JournalSummary]:
+    """Every journal in ``folder`` (default :func:`journals_dir`), oldest change first;
+    damaged ones are skipped."""
+    base = Path(folder) if folder is not None else journals_dir()
+    if not base.is_dir():
+        return
+    paths = sorted(base.glob(f"*{SUFFIX}"), key=lambda p: p.stat().st_mtime)
+    for path in paths:
+        try:
+            yield summarize(path)
+        except (JournalError, OSError):
+            continue

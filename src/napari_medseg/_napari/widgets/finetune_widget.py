@@ -33,7 +33,6 @@ from napari_medseg._napari.jobs import gui_friendly_threads
 from napari_medseg._napari.layers import (
     MODALITY_KEY,
     MODEL_KEY,
-    SOURCE_KEY,
     add_layer_data,
     label_layer_data,
     labels_from_layer,
@@ -43,12 +42,17 @@ from napari_medseg._napari.layers import (
 from napari_medseg._napari.model_choice import device_choices, model_choices, model_for
 from napari_medseg._napari.notify import report, warn
 from napari_medseg._napari.options_form import option_controls, options_from_controls
-from napari_medseg._napari.sample_data import sample_dir
 from napari_medseg.errors import MedsegError
 from napari_medseg.events import Event, Log, Progress
 from napari_medseg.inference import user_models_dir
 from napari_medseg.training.interpolation import interpolate_between_slices
-from napari_medseg.training.journal import CorrectionJournal, journal_path_for
+from napari_medseg.training.journal import (
+    JournalSummary,
+    RestoreChoice,
+    ScanIdentity,
+    journal_path_for,
+    open_journal,
+)
 
 #: How often edits changed by undo/redo are journaled (ms); paint events are journaled at once.
 SYNC_INTERVAL_MS = 3000
@@ -58,11 +62,6 @@ FIXED = ("architecture", "dims", "widths", "context_slices", "normalization", "w
          "seed", "validate_every", "patience", "fold_in", "combine")
 #: The controls whose values are remembered between sessions (settings keys).
 REMEMBERED = ("model", "budget", "device", "steps", "learning_rate", "freeze")
-
-
-def corrections_dir() -> Path:
-    """Where journals go when the scan's own folder cannot be written."""
-    return user_models_dir().parent / "corrections"
 
 
 class FinetuneWidget(JobWidget):
@@ -186,21 +185,56 @@ class FinetuneWidget(JobWidget):
         return self.tracker
 
     def _attach_journal(self, tracker: CorrectionTracker) -> None:
+        """Record into the journal of this scan and label layer (the scan's identity, not its
+        file name, picks it); an earlier one is offered once: restore, discard or later."""
         image = self.image.value
-        source = image.metadata.get(SOURCE_KEY) if image is not None else None
-        path = journal_path_for(source, labels_name=tracker.layer.name,
-                                fallback=corrections_dir(), protected=[sample_dir()])
+        layer = tracker.layer
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            journal = CorrectionJournal(path, tuple(tracker.layer.data.shape),
-                                        scan=str(source or ""))
+            if image is not None and tuple(image.data.shape) == tuple(layer.data.shape):
+                scan = scan_from_layer(image)
+                identity = ScanIdentity.of_scan(scan)
+                scan_name = scan.name or image.name
+            else:  # no scan (or another grid): the labels as they are now identify it
+                identity = ScanIdentity.of_labels(np.asarray(layer.data))
+                scan_name = layer.name
+            path = journal_path_for(identity, layer.name, scan_name=scan_name)
+            journal, choice = open_journal(
+                path, tuple(layer.data.shape), identity=identity, scan=scan_name,
+                labels=layer.name, decide=self.ask_restore)
             state = tracker.attach_journal(journal)
         except (MedsegError, OSError) as exc:
             report(exc, context="corrections journal (edits are not autosaved)")
             return
         self.journal_file = path
-        if state is not None:
-            warn(f"restored corrections from {path}")
+        if choice is RestoreChoice.RESTORE and state is not None:
+            warn(f"restored {journal.summary().describe()} on {layer.name!r}")
+        elif choice is RestoreChoice.LATER:
+            warn("the earlier corrections were kept for later (napari-medseg journals lists "
+                 "them); this session's corrections are journaled anew")
+
+    def ask_restore(self, summary: JournalSummary) -> RestoreChoice:
+        """Ask once what to do with an earlier journal of this scan and label layer."""
+        from qtpy.QtWidgets import QMessageBox
+
+        box = QMessageBox(self)
+        box.setWindowTitle("Earlier corrections of this scan")
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setText(f"{summary.labels or 'These labels'} on {summary.scan or 'this scan'} "
+                    f"has {summary.describe()}.")
+        box.setInformativeText("Restore them onto the labels, discard them, or keep them for "
+                               "later and start over?")
+        restore = box.addButton("Restore", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+        later = box.addButton("Keep for later", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(restore)
+        box.setEscapeButton(later)
+        box.exec()
+        clicked = box.clickedButton()
+        if clicked is discard:
+            return RestoreChoice.DISCARD
+        if clicked is later:
+            return RestoreChoice.LATER
+        return RestoreChoice.RESTORE
 
     def _sync(self) -> None:
         if self.tracker is not None:
