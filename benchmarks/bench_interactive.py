@@ -53,14 +53,15 @@ CASES = [
      "organ"),
     ("CT aorta", "ct_abdomen/example_ct_sm.nii.gz", "ct_abdomen/example_seg.nii.gz", 52,
      "organ"),
-    ("CT liver (DICOM, 0.98 mm)", "dicom_series_ct", "dicom_series_ct_labels/example_seg_dicom.nii.gz",
-     5, "organ"),
+    ("CT liver (DICOM, 0.98 mm)", "dicom_series_ct",
+     "dicom_series_ct_labels/example_seg_dicom.nii.gz", 5, "organ"),
     ("MR liver", "mr_abdomen/example_mr_sm.nii.gz", "mr_abdomen/example_seg_mr.nii.gz", 5,
      "organ"),
     ("MR kidney R", "mr_abdomen/example_mr_sm.nii.gz", "mr_abdomen/example_seg_mr.nii.gz", 2,
      "tuning"),
-    ("template lateral ventricles", "brain_template/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
-     "ventricles", 1, "brain"),
+    ("template lateral ventricles",
+     "brain_template/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz", "ventricles", 1,
+     "brain"),
 ]
 # second object of the same kind: (first case, second case)
 MEMORY = [("CT kidney R", "CT kidney L"), ("CT liver", "CT liver (DICOM, 0.98 mm)")]
@@ -235,8 +236,6 @@ def main() -> int:
                   f"median {row['median_ms']} ms p95 {row['p95_ms']} ms", flush=True)
     memory_rows = []
     if not args.no_memory and "project" in methods:
-        from napari_medseg.interactive import Session
-
         for first, second in MEMORY:
             if first not in cache or second not in cache:
                 continue
@@ -249,7 +248,7 @@ def main() -> int:
             fresh, _ = project_method(scan2, kind=kind)
             d_fresh, _, _ = run_clicks(fresh, gt2)
             taught, _ = project_method(scan2, memory=session1.memory, kind=kind)
-            d_taught, t_taught, _ = run_clicks(taught, gt2)
+            d_taught, _, _ = run_clicks(taught, gt2)
             memory_rows.append({"first": first, "second": second, "kind": kind,
                                 "fresh_noc90": noc(d_fresh, 0.9),
                                 "taught_noc90": noc(d_taught, 0.9),
@@ -257,8 +256,6 @@ def main() -> int:
                                 "taught_dice1": round(d_taught[0], 4)})
             print(f"memory {first} -> {second}: NoC90 fresh {noc(d_fresh, 0.9)} taught "
                   f"{noc(d_taught, 0.9)}; Dice@1 fresh {d_fresh[0]:.3f} taught {d_taught[0]:.3f}")
-            del Session
-            from napari_medseg.interactive import Session  # noqa: F401
     report = {"when": datetime.now(tz=timezone.utc).isoformat(timespec="seconds"),
               "machine": f"{platform.processor() or platform.machine()}, torch threads 2",
               "rows": rows, "memory": memory_rows}

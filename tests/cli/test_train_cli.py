@@ -86,15 +86,27 @@ def test_train_flags_reach_the_checkpoint_and_the_segment_file(files, capsys) ->
         _train(files, ckpt)
 
 
-def test_a_run_that_learns_nothing_writes_nothing(files) -> None:
+def test_a_run_that_learns_nothing_saves_no_model_but_writes_the_annotation_mask(
+        files, capsys) -> None:
+    from napari_medseg.cli import main
+
     ckpt = files / "never.safetensors"
-    with pytest.raises(TrainingError, match="learned nothing, so no model was saved"):
-        _run(["train", "--model", "unet-3d", "--features", "4", "8", "--images",
-              str(files / "ct.nii.gz"), "--labels", str(files / "sparse.nii.gz"),
-              "--ignore-value", "255", "--out", str(ckpt), "--dims", "3", "--steps", "1",
-              "--batch", "1", "--patch", "8", "16", "16", "--device", "cpu", "--quiet",
-              "--no-augment", "--lr", "1e-5"])
+    mask = files / "never_mask.nii.gz"
+    status = main(["train", "--model", "unet-3d", "--features", "4", "8", "--images",
+                   str(files / "ct.nii.gz"), "--labels", str(files / "sparse.nii.gz"),
+                   "--ignore-value", "255", "--out", str(ckpt), "--dims", "3", "--steps", "1",
+                   "--batch", "1", "--patch", "8", "16", "16", "--device", "cpu", "--quiet",
+                   "--no-augment", "--lr", "1e-5", "--segment", str(mask)])
+    out = capsys.readouterr().out
+    assert status == 1  # no model
     assert not ckpt.exists()
+    assert "learned nothing" in out
+    assert "no model was saved" in out
+    assert f"wrote {mask} (the scan's mask: from your annotation alone" in out
+    written = read_label_map(mask).array
+    sparse = read_label_map(files / "sparse.nii.gz").array
+    painted = sparse != 255
+    np.testing.assert_array_equal(written[painted], sparse[painted])
 
 
 def test_finetune_writes_a_new_version_or_keeps_the_parent(files, capsys) -> None:

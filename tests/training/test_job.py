@@ -150,9 +150,22 @@ def test_a_network_that_cannot_learn_saves_nothing(monkeypatch, tmp_path) -> Non
     monkeypatch.setattr(trainer_module, "create_model",
                         lambda name, *, spatial_dims, in_channels, out_channels, **kw:
                         _Constant(out_channels))
-    with pytest.raises(TrainingError, match="learned nothing"):
-        _train(_volume(), SaveTarget(folder=tmp_path, name="blob"))
-    assert list(tmp_path.iterdir()) == []
+    result = _train(_volume(), SaveTarget(folder=tmp_path, name="blob"))
+    assert list(tmp_path.iterdir()) == []  # no model saved
+    assert result.model_path is None
+    assert not result.learned
+    assert "learned nothing" in result.summary()
+    assert "no model was saved" in result.summary()
+    # ... but the person keeps the best mask their own annotation gives
+    assert result.annotation is not None
+    assert result.annotation.describe() in result.summary()
+    labeled = _annotated()
+    np.testing.assert_array_equal(result.mask.array[labeled], _volume().labels.array[labeled])
+    truth = _truth() > 0
+    got = result.mask.array > 0
+    assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > 0.8
+    with pytest.raises(TrainingError, match="learned nothing"):  # no mask asked: an error
+        run_to_end(train_job([_volume()], LearnOptions(**OPTIONS), segment=False))
 
 
 def test_labels_that_do_not_match_the_scan_save_nothing(tmp_path) -> None:
@@ -160,8 +173,9 @@ def test_labels_that_do_not_match_the_scan_save_nothing(tmp_path) -> None:
     the image tells labeled voxels from others."""
     noise = np.random.default_rng(5).random(SHAPE) < 0.1
     volume = _volume(labels=noise.astype(np.uint8), image=_truth() * 100.0)
-    with pytest.raises(TrainingError, match="does not reproduce its own annotation"):
-        _train(volume, SaveTarget(folder=tmp_path, name="noise"))
+    result = _train(volume, SaveTarget(folder=tmp_path, name="noise"))
+    assert "does not reproduce its own annotation" in result.summary()
+    assert result.model_path is None
     assert list(tmp_path.iterdir()) == []
 
 

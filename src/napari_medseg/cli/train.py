@@ -175,8 +175,12 @@ def report(result: Any, args: argparse.Namespace) -> None:
         print(f"wrote {result.model_path} ({train.steps_done} steps, {result.seconds:.0f} s)")
     if args.segment is not None and result.mask is not None:
         write_label_map(result.mask, args.segment, overwrite=args.overwrite)
-        how = result.rule.rule if result.rule else "the network"
+        how = (f"from your annotation alone, {result.annotation.method}"
+               if result.annotation is not None
+               else result.rule.rule if result.rule else "the network")
         print(f"wrote {args.segment} (the scan's mask: {how})")
+    elif result.annotation is not None:
+        print("the mask your annotation gives was not written: pass --segment MASK to keep it")
     print(result.summary())
     for suggestion in result.suggestions[:3]:
         print(f"correct next: {suggestion.describe()}")
@@ -252,4 +256,6 @@ def _train(args: argparse.Namespace, context: Any) -> int:
         from napari_medseg.cli.finetune import KEPT_PARENT
 
         return KEPT_PARENT  # as finetune: it did not beat the checkpoint it started from
+    if result.annotation is not None:
+        return 1  # no model: the run learned nothing (the mask may still have been written)
     return 0

@@ -86,8 +86,11 @@ class Memory:
         from napari_medseg.io.atomic import write_atomically
 
         text = json.dumps(self.to_dict())
-        write_atomically(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"),
-                         overwrite=True)
+
+        def write(tmp: Path) -> None:
+            tmp.write_text(text, encoding="utf-8")
+
+        write_atomically(Path(path), write, overwrite=True)
 
     @classmethod
     def load(cls, path: str | Path) -> Memory:

@@ -3,6 +3,7 @@ each becomes seeds in a crop."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,7 +38,7 @@ class Scribble:
         """Every voxel on the polyline (``(N, D)``)."""
         pts = self.points()
         out = [pts[:1]]
-        for a, b in zip(pts[:-1], pts[1:], strict=True):
+        for a, b in itertools.pairwise(pts):
             n = int(np.abs(b - a).max()) + 1
             line = np.rint(np.linspace(a, b, n)).astype(np.int64)
             out.append(line)
@@ -124,9 +125,11 @@ def _in(points: npt.NDArray[np.int64], region: Region) -> npt.NDArray[np.int64]:
     return local[keep]
 
 
-def rasterise(prompts: list[Prompt], region: Region) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_],
-                         npt.NDArray[np.bool_], npt.NDArray[np.bool_],
-                         npt.NDArray[np.bool_] | None]:
+Seeds = npt.NDArray[np.bool_]
+
+
+def rasterise(prompts: list[Prompt], region: Region
+              ) -> tuple[Seeds, Seeds, Seeds, Seeds, Seeds | None]:
     """``(positive, negative, outside, hint, mask)`` seed maps of ``prompts`` in ``region``."""
     crop = region.shape
     pos = np.zeros(crop, bool)
@@ -144,8 +147,8 @@ def rasterise(prompts: list[Prompt], region: Region) -> tuple[npt.NDArray[np.boo
         elif isinstance(prompt, Box):
             lo, hi = prompt.low - start, prompt.high - start + 1
             inside = np.zeros(crop, bool)
-            box = tuple(slice(max(int(a), 0), max(int(b), 0)) for a, b in zip(lo, hi,
-                                                                              strict=True))
+            box = tuple(slice(max(int(a), 0), max(int(b), 0))
+                        for a, b in zip(lo, hi, strict=True))
             inside[box] = True
             axis = prompt.flat_axis
             if axis is None:

@@ -184,7 +184,7 @@ class Session:
 
     # ---------------------------------------------------------------- prompts
     def _check_index(self, at: Sequence[int], what: str) -> tuple[int, ...]:
-        index = tuple(int(round(float(v))) for v in at)
+        index = tuple(round(float(v)) for v in at)
         if len(index) != len(self.shape):
             msg = (f"a {what} needs {len(self.shape)} voxel indices "
                    f"({'(Z, Y, X)' if len(self.shape) == 3 else '(Y, X)'}), got {tuple(at)}")
@@ -464,11 +464,11 @@ def _pool_mean(array: npt.NDArray[np.float32], f: Sequence[int]) -> npt.NDArray[
 
 
 def _pool_any(array: npt.NDArray[np.bool_], f: Sequence[int]) -> npt.NDArray[np.bool_]:
-    return _blocks(array, f, 0).any(axis=tuple(range(1, 2 * array.ndim, 2)))
+    return np.asarray(_blocks(array, f, 0).any(axis=tuple(range(1, 2 * array.ndim, 2))))
 
 
 def _pool_all(array: npt.NDArray[np.bool_], f: Sequence[int]) -> npt.NDArray[np.bool_]:
-    return _blocks(array, f, 1).all(axis=tuple(range(1, 2 * array.ndim, 2)))
+    return np.asarray(_blocks(array, f, 1).all(axis=tuple(range(1, 2 * array.ndim, 2))))
 
 
 def _upsample(array: npt.NDArray, f: Sequence[int], shape: Sequence[int]) -> npt.NDArray:

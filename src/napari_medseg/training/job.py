@@ -40,6 +40,7 @@ from napari_medseg.inference.catalog import find_checkpoint
 from napari_medseg.inference.fit import describe_training_data
 from napari_medseg.inference.options import PredictOptions
 from napari_medseg.inference.predictor import Predictor
+from napari_medseg.interactive.slices import AnnotationMask
 from napari_medseg.models import CheckpointSpec, load_checkpoint
 from napari_medseg.models.scan_annotation import ScanAnnotation
 from napari_medseg.provenance import content_hash
@@ -99,6 +100,7 @@ class LearnResult:
     suggestions: list[SliceSuggestion] = field(default_factory=list)
     heldout_scores: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    annotation: AnnotationMask | None = None  # the mask of the annotation alone (no model)
 
     @property
     def learned(self) -> bool:
@@ -107,6 +109,9 @@ class LearnResult:
     def summary(self) -> str:
         """One or two lines for the status line and the terminal."""
         names = dict(self.spec.class_names)
+        if self.annotation is not None:
+            return (f"the network learned nothing ({'; '.join(self.verdict.reasons)}), so no "
+                    f"model was saved. Your mask: {self.annotation.describe()}")
         if self.kept_parent:
             return f"kept the starting model: {'; '.join(self.verdict.reasons)}"
         parts = [self.verdict.summary(names)]
@@ -170,6 +175,23 @@ def _check_not_everywhere(mask: np.ndarray, volume: LabeledVolume, names: dict[i
                    "so nothing was saved; annotate more slices (or check the labels match the "
                    "scan) and train again")
             raise TrainingError(msg)
+
+
+def _annotation_mask(volume: LabeledVolume, names: dict[int, str]
+                     ) -> tuple[AnnotationMask, LabelMap] | None:
+    """The best mask the annotation alone gives (painted slices grown by the interactive
+    engine, or interpolated), when it has whole painted slices; else ``None``."""
+    from napari_medseg.interactive.slices import best_annotation_mask
+
+    labeled = volume.labeled_mask()
+    layout = describe_annotation(labeled, volume.labels.array)
+    if layout.axis is None or layout.dense or not layout.slices:
+        return None
+    best = best_annotation_mask(volume.scans[0], volume.labels.array, labeled, layout.slices,
+                                layout.axis)
+    mask = LabelMap(array=best.labels.astype(volume.labels.array.dtype),
+                    geometry=volume.grid.geometry, class_names=names)
+    return best, mask
 
 
 def save_cancelled(trainer: Trainer, save: SaveTarget) -> Path | None:
@@ -240,7 +262,15 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
     names = dict(result.spec.class_names)
     if not verdict.learned and start_model is None:
         msg = f"the run learned nothing, so no model was saved: {'; '.join(verdict.reasons)}"
-        raise TrainingError(msg)
+        fallback = _annotation_mask(volumes[0], names) if segment else None
+        if fallback is None:
+            raise TrainingError(msg)
+        own, own_mask = fallback
+        yield Log(f"{msg}; the mask is made from your annotation alone: {own.describe()}",
+                  level="warning")
+        return LearnResult(model_path=None, spec=result.spec, train=result, plan=plan,
+                           verdict=verdict, mask=own_mask, annotation=own,
+                           seconds=time.perf_counter() - started)
     if not verdict.learned:
         yield Log(f"kept the starting model: {'; '.join(verdict.reasons)}", level="warning")
         return LearnResult(model_path=None, spec=result.spec, train=result, plan=plan,

@@ -301,7 +301,8 @@ class TrainWidget(JobWidget):
         if result.mask is None:
             self.present(outcome=result.summary())
             return
-        name = result.model_path.stem if result.model_path else "model"
+        name = (result.model_path.stem if result.model_path
+                else "from your annotation" if result.annotation is not None else "model")
         mask: LabelMap = result.mask
         data = label_layer_data(mask, name=unique_layer_name(self.viewer, f"{scan_name} [{name}]"),
                                 metadata={MODEL_KEY: str(result.model_path or "")})
