@@ -12,7 +12,8 @@ new Labels layer and train a model on them in the Train tab (it adds the whole-v
 correct three slices of the organ prediction (the voxels where it disagrees with the bundled
 organ reference are repainted through napari's Labels API, as a brush would), mark them
 reviewed, fine-tune (the job re-segments the scan and adds the result), evaluate against that
-reference file, register and fuse a second scan, save the labels and reopen them.
+reference file, register and fuse a second scan, save the labels and reopen them, and make the
+spleen from three clicks in the Interactive tab.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ ORGANS = SAMPLES / "ct_abdomen_organs.nii.gz"
 CORRECTED_SLICES = (6, 14, 22)
 PAINTED_SLICES = (5, 15, 25)
 LIVER = 5
+SPLEEN = 1
+CLICKS = 3
 PLUGIN = "napari-medseg"
 
 
@@ -189,9 +192,11 @@ class Journey:
 
         organs = read_label_map(ORGANS).array
         self.liver = organs == LIVER
+        # as napari's New labels button makes it on the scan: its grid and units (mm)
         layer = self.viewer.add_labels(np.zeros(self.liver.shape, np.uint8), name="liver",
                                        scale=self.image.scale, translate=self.image.translate,
-                                       affine=self.image.affine.affine_matrix)
+                                       affine=self.image.affine.affine_matrix,
+                                       units=self.image.units)
         for z in PAINTED_SLICES:
             idx = np.nonzero(self.liver[z])
             layer.data_setitem((np.full(idx[0].shape, z), *idx), 1)
@@ -267,6 +272,48 @@ class Journey:
         self.dock("Segment")
         return self.step("save-reopen", save, background=False)
 
+    def interactive(self) -> StepRecord:
+        """Make the spleen from a few clicks in the Interactive tab and accept it (Enter)."""
+        from scipy import ndimage
+
+        from napari_medseg.io import read_label_map
+
+        for layer in self.viewer.layers:
+            layer.visible = layer is self.image
+        self.viewer.window.resize(1280, 800)  # the user guide's pictures are at 1280x800
+        self.settle()
+        self.viewer.reset_view()
+        self.spleen = read_label_map(ORGANS).array == SPLEEN
+        widget = self.dock("Interactive")
+        widget.reset_choices()
+        widget.image.value = self.image
+        widget.name.value = "spleen"
+        widget.new_labels()
+        widget.start()
+        self.clicks: list[tuple[int, ...]] = []
+
+        def idle() -> bool:
+            return not widget._busy and not widget._queue
+
+        def click_and_accept() -> Callable[[], bool]:
+            for _ in range(CLICKS):  # the click protocol: the deepest voxel of the error
+                self.wait_until(idle, "interactive click")
+                got = np.asarray(widget.layers.preview.data) > 0
+                error = got != self.spleen
+                dist = ndimage.distance_transform_edt(error)
+                at = tuple(int(v) for v in np.unravel_index(int(np.argmax(dist)), error.shape))
+                self.clicks.append(at)
+                self.viewer.dims.set_point(0, self.image.data_to_world(at)[0])
+                widget.click(self.image.data_to_world(at), positive=bool(self.spleen[at]))
+            self.wait_until(idle, "interactive click")
+            self.clicked = np.asarray(widget.layers.preview.data) > 0
+            widget.accept()
+            return lambda: idle() and len(widget._writes) == 1
+
+        record = self.step("interactive", click_and_accept, background=True)
+        self.objects = widget.target.value
+        return record
+
     def run_all(self, folder: Path) -> list[StepRecord]:
         self.open_scan()
         self.segment()
@@ -276,4 +323,5 @@ class Journey:
         self.evaluate()
         self.fuse()
         self.save_and_reopen(folder)
+        self.interactive()
         return self.records

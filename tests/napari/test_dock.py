@@ -210,3 +210,4 @@ def test_windows_fit_the_screen(qtbot):
     window.resize(300, 200)
     fit_to_screen(window, maximize=True)
     assert window.frameGeometry() == area or window.isMaximized()
+

@@ -44,7 +44,7 @@ def session(viewer, scan_path):  # type: ignore[no-untyped-def]
 
     image = viewer.open(str(scan_path), plugin="napari-medseg")[0]
     labels = viewer.add_labels(np.zeros(image.data.shape, np.uint8), name="lesions",
-                               scale=image.scale, translate=image.translate)
+                               scale=image.scale, translate=image.translate, units=image.units)
     labels.brush_size = 5
     widget = FinetuneWidget(viewer)
     widget.labels.value, widget.image.value = labels, image

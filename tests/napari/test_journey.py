@@ -112,11 +112,18 @@ def test_journey_from_scan_to_saved_labels(tmp_path, qtbot, make_napari_viewer):
         _same_place(reopened, image)
         assert list(reopened.features["class"]) == ORGAN_CLASSES
 
+        journey.interactive()
+        spleen = journey.spleen
+        made = np.asarray(journey.objects.data) > 0
+        assert 2 * (made & spleen).sum() / (made.sum() + spleen.sum()) > 0.8  # three clicks
+        np.testing.assert_array_equal(made, journey.clicked)
+        assert "accepted 'spleen'" in find_dock(journey.viewer).tab("Interactive").status.value
+
         assert not list(SAMPLES.glob("*.jsonl"))  # no journal written into the samples
         for record in journey.records:
             assert record.screenshot is not None
             assert record.screenshot.stat().st_size > 10_000, record.name
             assert record.canvas_std > 10, f"blank canvas after {record.name}"
-        assert len(journey.records) == 8  # open, segment, train, correct, fine-tune, ...
+        assert len(journey.records) == 9  # open, segment, train, correct, fine-tune, ...
     finally:
         journey.close()

@@ -99,7 +99,8 @@ def test_main_window_opens_every_widget_as_tabs_with_segment_in_front(qtbot,
     viewer = open_viewer(sample="ct_abdomen", viewer=make_napari_viewer(show=True))
     qtbot.wait(50)
     names = widget_names()
-    assert names == ["Scan", "Segment", "Train", "Correct and fine-tune", "Evaluate", "Fuse"]
+    assert names == ["Scan", "Segment", "Interactive", "Train", "Correct and fine-tune",
+                     "Evaluate", "Fuse"]
     dock = viewer.window.dock_widgets["MedSeg"]  # one dock, a tab per widget
     assert list(viewer.window.dock_widgets) == ["MedSeg"]
     widgets = {n: dock.tab(n) for n in names}

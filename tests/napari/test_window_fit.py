@@ -27,8 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 SIZES = [(1280, 800), (1920, 1080)]
 DOC_SHOTS = {  # report step -> name in docs/images/window/
     "main 0 opened": "main-segment",
-    "main 3 Train": "main-train",
-    "main 4 Correct and fine-tune": "main-correct",
+    "main 3 Interactive": "main-interactive",
+    "main 4 Train": "main-train",
+    "main 5 Correct and fine-tune": "main-correct",
 }
 # "Most of the width": at 1920 px the canvas gets half the window or more; at 1280 px, where
 # napari's own layer panels take 271-337 px, it is the widest part of the window.

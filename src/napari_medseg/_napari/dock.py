@@ -78,6 +78,9 @@ TABS: tuple[Tab, ...] = (
         tooltip="Geometry of the selected scan and display presets"),
     Tab(name="Segment", title="Segment", factory=f"{_WIDGETS}.segment_widget:SegmentWidget",
         tooltip="Segment scans with a model"),
+    Tab(name="Interactive", title="Interactive",
+        factory=f"{_WIDGETS}.interactive_widget:InteractiveWidget",
+        tooltip="Click, box, outline or scribble a 3D object; Enter accepts it"),
     Tab(name="Train", title="Train", factory=f"{_WIDGETS}.train_widget:TrainWidget",
         tooltip="Train a model of any zoo network from a few annotated slices"),
     Tab(name="Correct and fine-tune", title="Correct",
@@ -359,6 +362,10 @@ class ScanTab(TabOpener):
 
 class SegmentTab(TabOpener):
     name = "Segment"
+
+
+class InteractiveTab(TabOpener):
+    name = "Interactive"
 
 
 class TrainTab(TabOpener):

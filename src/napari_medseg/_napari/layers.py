@@ -61,6 +61,8 @@ TERMS_KEY = "medseg_segment_terms"
 MODEL_KEY = "medseg_model"
 #: Layer metadata: ``True`` on overlays (the labeled region...), never offered as an input.
 OVERLAY_KEY = "medseg_overlay"
+#: Layer metadata: a prompt or preview layer of the Interactive tab (never saved as labels).
+PROMPT_KEY = "medseg_prompt"
 #: Layer metadata: what a result image is ("probability", "registered", "fused",
 #: "checkerboard", "difference"); such layers are offered as inputs but never chosen first.
 DERIVED_KEY = "medseg_derived"
@@ -257,8 +259,10 @@ def add_layer_data(viewer: Any, layer_data: LayerData) -> Any:
 
 
 def is_overlay(layer: Any) -> bool:
-    """An overlay (the labeled region of a correction...), never an input of a job."""
-    return bool(layer.metadata.get(OVERLAY_KEY)) or str(layer.name).endswith(OVERLAY_SUFFIX)
+    """An overlay (the labeled region of a correction, an interactive prompt or preview),
+    never an input of a job."""
+    return (bool(layer.metadata.get(OVERLAY_KEY)) or bool(layer.metadata.get(PROMPT_KEY))
+            or str(layer.name).endswith(OVERLAY_SUFFIX))
 
 
 def is_derived(layer: Any) -> bool:

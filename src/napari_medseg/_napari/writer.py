@@ -16,8 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from napari_medseg._napari.label_records import record_for_saving, reference_of, terms_of
-from napari_medseg._napari.layers import labels_from_layer_data, scan_from_layer_data
+from napari_medseg._napari.layers import (
+    PROMPT_KEY,
+    labels_from_layer_data,
+    scan_from_layer_data,
+)
 from napari_medseg._napari.overwrite import may_replace
+from napari_medseg.errors import MedsegError
 from napari_medseg.io import write_label_map, write_scan
 from napari_medseg.io.dicom_seg import MissingReferenceError
 
@@ -25,8 +30,9 @@ from napari_medseg.io.dicom_seg import MissingReferenceError
 def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write one Labels layer (its geometry from the layer) as NIfTI / NRRD / MetaImage, with
     its terms and provenance record."""
-    labels = labels_from_layer_data(data, meta)
     metadata = meta.get("metadata") or {}
+    refuse_prompt_layer(metadata, str(meta.get("name", "labels")))
+    labels = labels_from_layer_data(data, meta)
     record = record_for_saving(metadata, labels, str(meta.get("name", "labels")))
     return [str(write_label_map(labels, Path(path), overwrite=may_replace(Path(path)),
                                 terms=terms_of(metadata), provenance=record))]
@@ -34,9 +40,10 @@ def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
 
 def write_dicom_seg(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write one Labels layer as a DICOM-SEG on the DICOM series its scan was read from."""
-    labels = labels_from_layer_data(data, meta)
     metadata = meta.get("metadata") or {}
     name = str(meta.get("name", "labels"))
+    refuse_prompt_layer(metadata, name)
+    labels = labels_from_layer_data(data, meta)
     reference = reference_of(metadata)
     if reference is None:
         msg = (f"layer {name!r} was not made on a scan read from a DICOM series, and a DICOM-SEG "
@@ -48,6 +55,14 @@ def write_dicom_seg(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     return [str(write_label_map(labels, Path(path), overwrite=may_replace(Path(path)),
                                 reference=reference, terms=terms_of(metadata),
                                 provenance=record))]
+
+
+def refuse_prompt_layer(metadata: dict[str, Any], name: str) -> None:
+    """The Interactive tab's preview and scribbles are not labels: saving one is a mistake."""
+    if metadata.get(PROMPT_KEY):
+        msg = (f"layer {name!r} is the Interactive tab's {metadata[PROMPT_KEY]}, not your "
+               "labels: accept the object (Enter) into a labels layer and save that one")
+        raise MedsegError(msg)
 
 
 def write_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:

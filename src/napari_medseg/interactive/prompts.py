@@ -30,6 +30,7 @@ class Scribble:
 
     path: tuple[tuple[int, ...], ...]
     positive: bool = True
+    joined: bool = True  # False: the voxels of a painted stroke, taken as they are
 
     def points(self) -> npt.NDArray[np.int64]:
         return np.asarray(self.path, np.int64)
@@ -37,6 +38,8 @@ class Scribble:
     def voxels(self) -> npt.NDArray[np.int64]:
         """Every voxel on the polyline (``(N, D)``)."""
         pts = self.points()
+        if not self.joined:
+            return pts
         out = [pts[:1]]
         for a, b in itertools.pairwise(pts):
             n = int(np.abs(b - a).max()) + 1

@@ -199,14 +199,15 @@ class Session:
         """A click inside the object (``positive``) or outside it."""
         return self._interact(Point(self._check_index(at, "click"), positive))
 
-    def add_scribble(self, points: Sequence[Sequence[int]], *,
-                     positive: bool = True) -> npt.NDArray[np.bool_]:
-        """A stroke (consecutive voxels, joined by lines) through the object or outside it."""
+    def add_scribble(self, points: Sequence[Sequence[int]], *, positive: bool = True,
+                     joined: bool = True) -> npt.NDArray[np.bool_]:
+        """A stroke through the object or outside it: consecutive voxels joined by lines, or
+        (``joined=False``) the voxels a brush painted, as they are."""
         path = tuple(self._check_index(p, "scribble point") for p in points)
         if not path:
             msg = "a scribble needs at least one point"
             raise InteractiveError(msg)
-        return self._interact(Scribble(path, positive))
+        return self._interact(Scribble(path, positive, joined))
 
     def add_box(self, corner_a: Sequence[int], corner_b: Sequence[int]) -> npt.NDArray[np.bool_]:
         """A box around the object (drawn on one slice, or a 3D box)."""

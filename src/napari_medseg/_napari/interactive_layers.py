@@ -1,0 +1,95 @@
+"""The Interactive tab's layers and coordinates: prompt layers placed on the scan, clicks and
+shapes in world mm turned into the scan's voxel indices.
+
+Each prompt layer is named for what it holds and marked (:data:`PROMPT_KEY`), so no job lists
+it as an input and the writer refuses to save it as labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+import napari
+from napari_medseg._napari.layers import PROMPT_KEY
+
+POSITIVE_COLOUR, NEGATIVE_COLOUR = "lime", "magenta"
+#: Scribble layer values: 1 paints inside the object, 2 outside it.
+SCRIBBLE_IN, SCRIBBLE_OUT = 1, 2
+
+
+@dataclass
+class PromptLayers:
+    """The layers one scan's interactive work uses (made when first needed)."""
+
+    clicks: Any
+    shapes: Any
+    scribbles: Any
+    preview: Any
+
+    def all(self) -> list[Any]:
+        return [self.clicks, self.shapes, self.scribbles, self.preview]
+
+
+def _placement(scan_layer: Any) -> dict[str, Any]:
+    return {"scale": scan_layer.scale, "translate": scan_layer.translate,
+            "affine": scan_layer.affine.affine_matrix, "units": scan_layer.units}
+
+
+def make_prompt_layers(viewer: napari.viewer.Viewer, scan_layer: Any) -> PromptLayers:
+    """Add the prompt layers of ``scan_layer`` (placed exactly on it) to ``viewer``; their
+    names are short enough for napari's layer list at 1280 px."""
+    place = _placement(scan_layer)
+    shape = tuple(scan_layer.data.shape)
+    preview = viewer.add_labels(np.zeros(shape, np.uint8), name="object preview (not saved)",
+                                opacity=0.6, metadata={PROMPT_KEY: "object preview"}, **place)
+    scribbles = viewer.add_labels(np.zeros(shape, np.uint8),
+                                  name="scribbles (1 in, 2 out)", opacity=0.8,
+                                  metadata={PROMPT_KEY: "scribbles"}, **place)
+    scribbles.brush_size = 3
+    shapes = viewer.add_shapes(name="boxes and outlines", edge_color="yellow",
+                               face_color="transparent", edge_width=0.5, ndim=len(shape),
+                               metadata={PROMPT_KEY: "boxes and outlines"}, **place)
+    clicks = viewer.add_points(np.zeros((0, len(shape))), name="clicks (left in, right out)",
+                               ndim=len(shape), size=4, border_width=0,
+                               metadata={PROMPT_KEY: "clicks"}, **place)
+    clicks.face_color_cycle = [POSITIVE_COLOUR, NEGATIVE_COLOUR]
+    return PromptLayers(clicks=clicks, shapes=shapes, scribbles=scribbles, preview=preview)
+
+
+def to_voxel(scan_layer: Any, world: Any) -> tuple[int, ...] | None:
+    """The voxel of ``scan_layer`` at world position ``world`` (``None`` when outside)."""
+    data = np.asarray(scan_layer.world_to_data(np.asarray(world, float)))
+    data = data[-scan_layer.ndim:]
+    index = tuple(round(float(v)) for v in data)
+    if any(not 0 <= i < n for i, n in zip(index, scan_layer.data.shape, strict=True)):
+        return None
+    return index
+
+
+def ray_voxel(scan_layer: Any, event: Any) -> tuple[int, ...] | None:
+    """In a 3D view, the brightest voxel along the clicked ray (what a MIP shows there)."""
+    near, far = scan_layer.get_ray_intersections(
+        event.position, event.view_direction, event.dims_displayed, world=True)
+    if near is None or far is None:
+        return None
+    near, far = np.asarray(near, float), np.asarray(far, float)
+    steps = int(np.ceil(np.linalg.norm(far - near))) + 1
+    points = np.rint(np.linspace(near, far, max(steps, 2))).astype(int)
+    shape = np.asarray(scan_layer.data.shape)
+    points = points[np.all((points >= 0) & (points < shape), axis=1)]
+    if points.size == 0:
+        return None
+    values = np.asarray(scan_layer.data)[tuple(points.T)]
+    return tuple(int(v) for v in points[int(np.argmax(values))])
+
+
+def shape_voxels(scan_layer: Any, shapes_layer: Any, vertices: npt.NDArray[np.float64]
+                 ) -> npt.NDArray[np.int64]:
+    """A shape's vertices (the shapes layer's data coordinates) as scan voxel indices."""
+    world = np.asarray([shapes_layer.data_to_world(v) for v in vertices])
+    data = np.asarray([scan_layer.world_to_data(w) for w in world])[:, -scan_layer.ndim:]
+    return np.clip(np.rint(data), 0, np.asarray(scan_layer.data.shape) - 1).astype(np.int64)
