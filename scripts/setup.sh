@@ -4,7 +4,8 @@
 #     with --test also dicom3tools, whose dciodvfy validates the DICOM-SEG files we write),
 #   * .venv with torch installed FIRST (a bare `torch` requirement would pull GBs of CUDA
 #     packages on a CPU machine; GPU users install their CUDA torch beforehand and keep it),
-#   * the project in editable mode with the PyQt5 binding (and the test extra with --test).
+#   * the project in editable mode with the PyQt6 binding, napari's default (with --test also
+#     PyQt5, whose GUI tests CI runs too, and the test extra); scripts pick PyQt6 with QT_API.
 # Usage: scripts/setup.sh [--test]      Re-running it is cheap: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,8 +41,8 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     echo "setup: installing torch 2.13.0 first"
     "${pip[@]}" install -q "torch==2.13.0"
 fi
-extras="pyqt5"
-[ "$want_test" = 1 ] && extras="pyqt5,test"
+extras="pyqt6"
+[ "$want_test" = 1 ] && extras="pyqt6,pyqt5,test"
 echo "setup: installing napari-medseg[$extras]"
 "${pip[@]}" install -q -e ".[$extras]" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import napari_medseg, torch, napari" || {

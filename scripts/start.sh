@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+export QT_API="${QT_API:-pyqt6}"  # napari's default binding (PyQt5 is deprecated there)
 if [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ]; then
     exec .venv/bin/napari-medseg view "$@"
 fi

@@ -5,4 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
+export QT_API="${QT_API:-pyqt6}"  # napari's default binding; CI also runs GUI tests on PyQt5
 exec .venv/bin/python -m pytest "$@"

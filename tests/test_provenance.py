@@ -134,3 +134,23 @@ def test_records_that_are_not_ours_are_refused():
     with pytest.raises(ProvenanceError, match="newer"):
         ProvenanceRecord.from_json(json.dumps({"format": "napari-medseg provenance",
                                                "format_version": 99}))
+
+
+def test_one_file_identity_for_every_record(tmp_path) -> None:
+    """The same bytes under two names are one file; a folder never looks like a file."""
+    a, b = tmp_path / "a.nii.gz", tmp_path / "b.nii.gz"
+    a.write_bytes(b"the same bytes")
+    b.write_bytes(b"the same bytes")
+    assert file_hash(a) == file_hash(b)
+    assert file_hash(a).startswith("sha256:")
+    folder = tmp_path / "series"
+    folder.mkdir()
+    (folder / "1.dcm").write_bytes(b"the same bytes")
+    assert file_hash(folder).startswith("sha256-folder:")
+    (folder / "2.dcm").write_bytes(b"x")
+    before = file_hash(folder)
+    (folder / "2.dcm").write_bytes(b"y")
+    assert file_hash(folder) != before
+    from napari_medseg.cli import train
+
+    assert train.file_hash is file_hash  # the CLI's data records use the same identity

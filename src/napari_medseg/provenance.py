@@ -95,9 +95,17 @@ def _rounded(value: Any) -> Any:
 
 
 def file_hash(path: Path) -> str:
-    """``sha256:<hex>`` of a file's bytes."""
+    """The one identity of a file: ``sha256:<hex>`` of its bytes (whatever its name).  A
+    folder (a DICOM series) is ``sha256-folder:<hex>`` of its files' relative paths and
+    ``sha256:`` digests in sorted order, so it is never mistaken for a file's."""
+    path = Path(path)
+    if path.is_dir():
+        folder = hashlib.sha256()
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            folder.update(f"{f.relative_to(path).as_posix()}\0{file_hash(f)}\n".encode())
+        return f"sha256-folder:{folder.hexdigest()}"
     digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
+    with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return f"sha256:{digest.hexdigest()}"

@@ -250,3 +250,38 @@ def test_two_process_training_killed_resumed_matches_one_process(
     assert dice_single > 0.6
     assert dice_ddp > 0.6
     assert abs(dice_single - dice_ddp) < 0.15, (dice_single, dice_ddp)
+
+
+def test_a_run_resumed_during_fold_in_keeps_its_schedule(bone, tmp_path,
+                                                         restore_threads) -> None:
+    """Killed after the held-back voxels were given back (fold-in), resumed: the same steps,
+    losses and weights as a run never stopped (the fold-in step is part of the saved state)."""
+    scan = read_scan(bone / "ct.nii.gz")
+    labels = read_label_map(bone / "bone.nii.gz", like=scan)
+    labeled = np.zeros(scan.shape, bool)
+    labeled[::3] = True  # every third slice annotated: a slice is held back to validate
+    volume = LabeledVolume([scan], labels, labeled=labeled)
+    options = _options(steps=12, fold_in=0.5, validate_every=2)
+    uninterrupted = run_to_end(Trainer.from_scratch(_bone_spec(), [volume], options).job())
+    folded = [h["step"] for h in uninterrupted.history if "val_dice" not in h]
+    assert folded, "the run never reached its fold-in"
+
+    folder = tmp_path / "run.checkpoints"
+    job = Trainer.from_scratch(_bone_spec(), [volume], options,
+                               checkpoints=RunCheckpoints(folder=folder, every=1)).job()
+    kill_at = None
+    for event in job:
+        if isinstance(event, Progress) and event.metrics.get("fold_in"):
+            kill_at = event.done
+            job.close()
+    assert kill_at is not None
+    record = json.loads((folder / f"step-{kill_at:06d}" / "state.json").read_text())
+    assert record["fold_in_step"] > 0
+
+    resumed = run_to_end(Trainer.from_scratch(
+        _bone_spec(), [volume], options,
+        checkpoints=RunCheckpoints(folder=folder, every=1, resume=True)).job())
+    assert resumed.steps_done == uninterrupted.steps_done
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in uninterrupted.history]
+    for key, value in uninterrupted.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)

@@ -24,11 +24,11 @@ from napari_medseg.cli.train import (
     check_out,
     check_segment_target,
     command_line,
-    file_hash,
     read_volumes,
     report,
 )
 from napari_medseg.errors import MedsegError
+from napari_medseg.provenance import file_hash
 
 #: Exit status of a fine-tune that kept its starting model (nothing written).
 KEPT_PARENT = 3

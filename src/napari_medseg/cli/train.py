@@ -25,7 +25,6 @@ docs/cluster.md).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shlex
 import sys
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 
 from napari_medseg.cli.options import add_option_flags, options_from_args
 from napari_medseg.errors import MedsegError
+from napari_medseg.provenance import file_hash
 
 #: LearnOptions fields this verb sets itself (or names differently).
 _SKIP = ("architecture",)
@@ -88,18 +88,6 @@ def _learn_options() -> type:
 
 
 # --------------------------------------------------------------------------- shared helpers
-def file_hash(path: Path) -> str:
-    """``sha256:<hex>`` of a file (a folder: of its sorted file names and contents)."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        digest.update(f.name.encode())
-        with f.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return f"sha256:{digest.hexdigest()}"
-
-
 def read_volumes(images: list[list[Path]], labels: list[Path], masks: list[Path] | None,
                  ignore_value: int | None) -> list[Any]:
     """:class:`LabeledVolume` objects from files (each ``images`` entry: the channels)."""

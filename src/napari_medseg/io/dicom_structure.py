@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import mmap
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -261,6 +262,33 @@ def _meta(data: mmap.mmap | bytes) -> tuple[int, FileMeta]:
     return pos, FileMeta(**values)
 
 
+#: A deflated dataset larger than this when inflated is refused (a zip bomb, or damage).
+MAX_INFLATED = 2 << 30
+
+
+def _inflate(data: mmap.mmap | bytes, start: int) -> bytes:
+    """The deflated dataset after ``start`` (raw deflate, PS3.5 A.5), whole, or ``_Corrupt``."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    step = 1 << 20
+    try:
+        for at in range(start, len(data), step):
+            out += inflater.decompress(bytes(data[at : at + step]), MAX_INFLATED - len(out))
+            if len(out) >= MAX_INFLATED:
+                msg = f"its deflated dataset inflates to more than {MAX_INFLATED >> 30} GiB"
+                raise _Corrupt(msg)
+            if inflater.eof:
+                break
+        out += inflater.flush()
+    except zlib.error as exc:
+        msg = f"its deflated dataset is damaged ({exc})"
+        raise _Corrupt(msg) from None
+    if not inflater.eof:
+        msg = "its deflated dataset is cut short (truncated file?)"
+        raise _Corrupt(msg)
+    return bytes(out)
+
+
 def check_dicom_file(path: Path) -> DicomFileCheck:
     """Refuse a DICOM file whose element lengths or pixel data do not fit in it.
 
@@ -299,6 +327,11 @@ def _check(data: mmap.mmap, size: int, path: Path) -> DicomFileCheck:
         start, meta = _meta(data)
         syntax = meta.transfer_syntax
         if syntax in _DEFLATED:
+            # GDCM can loop for minutes on a damaged deflate stream: inflate it here, bounded,
+            # and walk what comes out; only a whole, well-formed dataset goes on to GDCM
+            inflated = _inflate(data, start)
+            walker = _Walker(inflated, little=True, explicit=True)
+            walker.dataset(0, len(inflated), 0, in_item=False)
             return DicomFileCheck(layout=None, meta=meta)
         explicit = syntax != _IMPLICIT_LE
         if explicit and bytes(data[start + 4 : start + 6]) not in _KNOWN_VRS:

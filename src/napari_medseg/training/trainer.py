@@ -517,7 +517,7 @@ class Trainer:
             scheduler=scheduler.state_dict(), identity=self._identity(),
             best=self._best_state, best_dice=self._best_dice, best_step=self._best_step,
             initial_dice=self._initial_dice, bad_validations=bad_validations,
-            history=self._history, random=randoms))
+            history=self._history, random=randoms, fold_in_step=self._fold_in_step))
 
     def _restore(self, state: TrainState, optimizer: torch.optim.Optimizer,
                  scheduler: torch.optim.lr_scheduler.LRScheduler, sample_rng: np.random.Generator,
@@ -548,7 +548,7 @@ class Trainer:
     def _step(self, model: nn.Module, batch: Batch, device: torch.device,
               optimizer: torch.optim.Optimizer, loss_fn: MaskedDiceCELoss,
               generator: torch.Generator) -> float:
-        dims, axis = self.spec.spatial_dims, self.options.slice_axis
+        dims, axis = self.spec.spatial_dims, self.slice_axis
         image = _to_model_space(torch.from_numpy(batch.image), dims, axis, 2)
         target = _to_model_space(torch.from_numpy(batch.target), dims, axis, 1)
         weight = _to_model_space(torch.from_numpy(batch.weight), dims, axis, 1)
