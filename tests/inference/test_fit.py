@@ -296,8 +296,8 @@ def test_the_catalogs_quick_suggestion_never_crosses_modality():
 def test_the_record_script_adds_a_record_to_an_older_checkpoint(scans, tmp_path):
     import importlib.util
 
-    from napari_medseg.provenance import file_hash
     from napari_medseg.io import write_scan
+    from napari_medseg.provenance import file_hash
     from tests.conftest import REPO
 
     source = importlib.util.spec_from_file_location(
