@@ -209,7 +209,34 @@ def build_seeds() -> list[Seed]:
     seeds.append(Seed("dicom-mr-series", "dicom", files, "."))
     ct_slice = sorted((SHARED_DATA / "dicom_series_ct").iterdir())[5]
     seeds.append(Seed("dicom-ct-jpeg2000", "dicom", {"ct.dcm": ct_slice.read_bytes()}, "."))
+    seeds += pydicom_seeds()
     return seeds
+
+
+#: pydicom's own test files, one per transfer syntax family a reader meets (each a real
+#: scan pydicom ships): deflate, JPEG baseline/extended, JPEG-LS, JPEG 2000, RLE, big-endian,
+#: implicit VR.  (Multi-frame grey scans are refused with a clear error: not a seed.)
+PYDICOM_SEEDS = {
+    "dicom-deflate": "image_dfl.dcm",
+    "dicom-jpeg-baseline": "JPEG-lossy.dcm",
+    "dicom-jpeg-extended": "JPGExtended.dcm",
+    "dicom-jpeg-ls": "MR_small_jpeg_ls_lossless.dcm",
+    "dicom-jpeg2000": "MR_small_jp2klossless.dcm",
+    "dicom-rle": "MR_small_RLE.dcm",
+    "dicom-big-endian": "MR_small_bigendian.dcm",
+    "dicom-implicit": "MR_small_implicit.dcm",
+}
+
+
+def pydicom_seeds() -> list[Seed]:
+    """:data:`PYDICOM_SEEDS` that the installed pydicom carries (each alone in its folder)."""
+    try:
+        import pydicom
+    except ImportError:
+        return []
+    folder = Path(pydicom.__file__).parent / "data" / "test_files"
+    return [Seed(name, "dicom", {"x.dcm": (folder / file).read_bytes()}, ".")
+            for name, file in PYDICOM_SEEDS.items() if (folder / file).is_file()]
 
 
 # ====================================================================== mutations

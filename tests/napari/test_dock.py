@@ -89,7 +89,8 @@ def test_each_entry_from_python_opens_the_one_dock_on_its_tab(qtbot, napari_sett
         assert dock.isVisible()
         assert opener.tab_widget is dock.tab(name)
         seen[name] = type(opener.tab_widget).__name__
-    assert seen == {"Scan": "ScanWidget", "Segment": "SegmentWidget", "Train": "TrainWidget",
+    assert seen == {"Scan": "ScanWidget", "Segment": "SegmentWidget",
+                    "Interactive": "InteractiveWidget", "Train": "TrainWidget",
                     "Correct and fine-tune": "FinetuneWidget", "Evaluate": "EvaluateWidget",
                     "Fuse": "FuseWidget"}
 

@@ -57,7 +57,9 @@ def test_train_tab_learns_the_liver_from_three_slices(make_napari_viewer, qtbot,
     assert (spec.spatial_dims, spec.slice_axis) == (2, 0)
     assert spec.training_data is not None  # the fit check knows what it was trained on
     assert spec.class_names[1] == painted.name  # a painted layer's one class: the layer's name
-    assert f"{painted.name} 0." in widget.status.value  # "liver 0.83", not "class 1 0.83"
+    # one Dice, said plainly, with the class by its name ("learned liver", not "class 1")
+    assert f"learned {painted.name}: the mask agrees with your held-back slice at 0." in (
+        widget.status.value)
     assert widget.plan.value.startswith("unet 2.5D")
     assert len(widget.curve.loss) > 0
     assert widget.curve.dice

@@ -211,3 +211,17 @@ def test_an_existing_path_is_never_overwritten(tmp_path) -> None:
         _train(_volume(), SaveTarget(path=target))
     assert target.read_bytes() == b"a model someone keeps"
     assert [p.name for p in tmp_path.iterdir()] == ["mine.safetensors"]
+
+
+def test_a_mask_past_the_painted_slices_is_said_and_suggested_first() -> None:
+    from napari_medseg.training.job import past_annotation
+
+    labels = np.zeros((40, 8, 8), np.uint8)
+    labels[15:39, 2:5, 2:5] = 1  # painted on 16, 20, 24; the mask runs on to slice 38
+    said, first = past_annotation(labels, 0, (16, 20, 24))
+    assert "14 slice(s) past your last painted slice (slices 25-38)" in said
+    assert "1 slice(s) before" not in said  # one slice beyond is the object's own end
+    assert first == 26
+    within = np.zeros((40, 8, 8), np.uint8)
+    within[15:26] = 1
+    assert past_annotation(within, 0, (16, 20, 24)) == ("", None)

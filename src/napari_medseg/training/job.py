@@ -101,6 +101,7 @@ class LearnResult:
     heldout_scores: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     annotation: AnnotationMask | None = None  # the mask of the annotation alone (no model)
+    beyond: str = ""  # where the mask reaches past the painted slices, in words
 
     @property
     def learned(self) -> bool:
@@ -114,15 +115,21 @@ class LearnResult:
                     f"model was saved. Your mask: {self.annotation.describe()}")
         if self.kept_parent:
             return f"kept the starting model: {'; '.join(self.verdict.reasons)}"
-        parts = [self.verdict.summary(names)]
+        parts = []
+        scores = self.rule.scores if self.rule is not None else {}
+        interp = scores.get("interpolation")
+        chosen = scores.get(self.rule.rule) if self.rule is not None else None
+        if (interp is not None and chosen is not None and np.isfinite(interp)
+                and np.isfinite(chosen)):
+            learned = ", ".join(str(n) for v, n in sorted(names.items()) if v)
+            parts.append(f"learned {learned}: the mask agrees with your held-back slice at "
+                         f"{chosen:.2f} Dice (shape interpolation alone: {interp:.2f})")
+        else:
+            parts.append(self.verdict.summary(names))
         if self.rule is not None:
-            scores = self.rule.scores
-            interp = scores.get("interpolation")
-            chosen = scores.get(self.rule.rule)
-            if interp is not None and chosen is not None and np.isfinite(interp):
-                parts.append(f"on the held-back slice: {self.rule.rule} {chosen:.2f} vs shape "
-                             f"interpolation {interp:.2f}")
             parts.append(f"mask: {DESCRIPTIONS[self.rule.rule]}")
+        if self.beyond:
+            parts.append(self.beyond)
         if self.model_path is not None:
             parts.append(f"saved {self.model_path.name}")
         return "; ".join(parts)
@@ -175,6 +182,35 @@ def _check_not_everywhere(mask: np.ndarray, volume: LabeledVolume, names: dict[i
                    "so nothing was saved; annotate more slices (or check the labels match the "
                    "scan) and train again")
             raise TrainingError(msg)
+
+
+#: Slices past the painted range the mask may reach before the status says so.
+PAST_SLICES = 1
+
+
+def past_annotation(labels: np.ndarray, axis: int, slices: Sequence[int]
+                    ) -> tuple[str, int | None]:
+    """Where the mask reaches past the first and last painted slice (more than
+    :data:`PAST_SLICES`), in words, and the first such slice to check (``None``: it stays)."""
+    along = np.nonzero((labels > 0).any(axis=tuple(a for a in range(labels.ndim)
+                                                    if a != axis)))[0]
+    if along.size == 0:
+        return "", None
+    low, high = min(slices), max(slices)
+    below = along[along < low - PAST_SLICES]
+    above = along[along > high + PAST_SLICES]
+    parts = []
+    if above.size:
+        parts.append(f"{int(above.max()) - high} slice(s) past your last painted slice "
+                     f"(slices {high + 1}-{int(above.max())})")
+    if below.size:
+        parts.append(f"{low - int(below.min())} slice(s) before your first painted slice "
+                     f"(slices {int(below.min())}-{low - 1})")
+    if not parts:
+        return "", None
+    first = int(above.min()) if above.size else int(below.max())
+    return ("the mask reaches " + " and ".join(parts) + f": nothing you painted checks it "
+            f"there; look at slice {first} first"), first
 
 
 def _annotation_mask(volume: LabeledVolume, names: dict[int, str]
@@ -278,6 +314,7 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
                            seconds=time.perf_counter() - started)
     mask = network = None
     rule = None
+    beyond = ""
     suggestions: list[SliceSuggestion] = []
     spec = result.spec
     if segment:
@@ -320,6 +357,11 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
         mask = LabelMap(array=combined, geometry=volume.grid.geometry, class_names=names)
         network = LabelMap(array=network_labels, geometry=volume.grid.geometry,
                            class_names=names)
+        if layout.axis is not None and layout.slices:
+            beyond, first = past_annotation(combined, layout.axis, layout.slices)
+            if first is not None:
+                suggestions.insert(0, SliceSuggestion(axis=layout.axis, index=first,
+                                                      uncertain=0.0, disagreeing=0))
     heldout = []
     if validation_volumes:
         yield Log(f"scoring the {len(validation_volumes)} validation scan(s)")
@@ -353,7 +395,8 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
         yield Log(f"saved {path}")
     return LearnResult(model_path=path, spec=spec, train=result, plan=plan, verdict=verdict,
                        mask=mask, network=network, rule=rule, suggestions=suggestions,
-                       heldout_scores=heldout, seconds=time.perf_counter() - started)
+                       heldout_scores=heldout, seconds=time.perf_counter() - started,
+                       beyond=beyond if segment and mask is not None else "")
 
 
 def score_volumes(model: torch.nn.Module, spec: CheckpointSpec,

@@ -81,9 +81,11 @@ class InteractiveWidget(JobWidget):
                                             tooltip="An empty labels layer on the scan")
         self.add_controls(Container(widgets=[self.start_button, self.new_labels_button],
                                     layout="horizontal", labels=False))
-        self.undo_button = PushButton(text="Undo (Ctrl+Z)")
-        self.redo_button = PushButton(text="Redo (Ctrl+Y)")
-        self.next_button = PushButton(text="Next object (N)")
+        self.undo_button = PushButton(text="Undo (Ctrl+Z)", tooltip="Back one step: a click, "
+                                      "a box, an accept; any number of times")
+        self.redo_button = PushButton(text="Redo (Ctrl+Y)", tooltip="Forward one step again")
+        self.next_button = PushButton(text="Next object (N)", tooltip="Drop this object's "
+                                      "prompts and start the next (undoable)")
         self.unsure_button = PushButton(text="Least sure", tooltip="Go to where the engine "
                                         "is least sure about the object's border")
         self.train_button = PushButton(text="Train from these objects", enabled=False,
