@@ -7,7 +7,9 @@ platform's per-user settings folder (``$XDG_CONFIG_HOME/napari-medseg``, by defa
 
 * ``settings.json``: the widgets' remembered choices;
 * ``corrections/``: one journal per label layer and scan (``$NAPARI_MEDSEG_JOURNAL_DIR``
-  overrides this folder alone).
+  overrides this folder alone);
+* ``interactive-memory.json``: what a person taught the interactive engine (accepted
+  objects' appearance), used for the next object of the same name on any scan.
 
 Nothing here is ever written beside a person's scans.
 """
@@ -43,3 +45,8 @@ def journals_dir() -> Path:
     if override:
         return Path(override).expanduser()
     return config_dir() / "corrections"
+
+
+def memory_path() -> Path:
+    """The interactive engine's memory: ``<config_dir()>/interactive-memory.json``."""
+    return config_dir() / "interactive-memory.json"

@@ -293,7 +293,7 @@ class Journey:
         self.clicks: list[tuple[int, ...]] = []
 
         def idle() -> bool:
-            return not widget._busy and not widget._queue
+            return not widget.busy
 
         def click_and_accept() -> Callable[[], bool]:
             for _ in range(CLICKS):  # the click protocol: the deepest voxel of the error
@@ -308,7 +308,7 @@ class Journey:
             self.wait_until(idle, "interactive click")
             self.clicked = np.asarray(widget.layers.preview.data) > 0
             widget.accept()
-            return lambda: idle() and len(widget._writes) == 1
+            return lambda: idle() and len(widget.writer.written) == 1
 
         record = self.step("interactive", click_and_accept, background=True)
         self.objects = widget.target.value

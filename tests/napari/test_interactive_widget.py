@@ -40,7 +40,7 @@ def tab(make_napari_viewer, qtbot):
 
 
 def _settle(qtbot, widget) -> None:
-    qtbot.waitUntil(lambda: not widget._busy and not widget._queue, timeout=30_000)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
     qtbot.wait(50)  # the accept's write runs on the next turns of the event loop
 
 
@@ -87,11 +87,13 @@ def test_clicks_preview_accept_and_undo(tab, qtbot) -> None:
 
 
 def test_bad_clicks_and_accepts_are_explained(tab, qtbot, monkeypatch) -> None:
+    from napari_medseg._napari import interactive_prompts
     from napari_medseg._napari.widgets import interactive_widget
 
     viewer, widget, image, _target, spleen, _other = tab
     said: list[str] = []
     monkeypatch.setattr(interactive_widget, "warn", said.append)
+    monkeypatch.setattr(interactive_prompts, "warn", said.append)
     widget.click(image.data_to_world((0, -50, 0)), positive=True)
     assert "outside the scan" in said[-1]
     widget.accept()  # nothing clicked yet

@@ -60,6 +60,12 @@ def make_prompt_layers(viewer: napari.viewer.Viewer, scan_layer: Any) -> PromptL
     return PromptLayers(clicks=clicks, shapes=shapes, scribbles=scribbles, preview=preview)
 
 
+def new_labels_layer(viewer: napari.viewer.Viewer, scan_layer: Any) -> Any:
+    """An empty labels layer on the scan's grid (as napari's New labels button makes one)."""
+    return viewer.add_labels(np.zeros(scan_layer.data.shape, np.uint16),
+                             name=f"{scan_layer.name} objects", **_placement(scan_layer))
+
+
 def to_voxel(scan_layer: Any, world: Any) -> tuple[int, ...] | None:
     """The voxel of ``scan_layer`` at world position ``world`` (``None`` when outside)."""
     data = np.asarray(scan_layer.world_to_data(np.asarray(world, float)))
@@ -93,3 +99,54 @@ def shape_voxels(scan_layer: Any, shapes_layer: Any, vertices: npt.NDArray[np.fl
     world = np.asarray([shapes_layer.data_to_world(v) for v in vertices])
     data = np.asarray([scan_layer.world_to_data(w) for w in world])[:, -scan_layer.ndim:]
     return np.clip(np.rint(data), 0, np.asarray(scan_layer.data.shape) - 1).astype(np.int64)
+
+
+def painted_voxels(atom: Any) -> tuple[int, list[tuple[int, ...]]]:
+    """The value a brush history atom painted and the voxels it painted."""
+    index = atom.slice_key if hasattr(atom, "slice_key") else atom[0]
+    new = atom.new_value if hasattr(atom, "new_value") else atom[2]
+    mask = getattr(atom, "mask", None)
+    if isinstance(index[0], slice) and mask is not None:
+        points = np.argwhere(mask) + np.asarray([s.start or 0 for s in index])
+    else:
+        points = np.stack([np.asarray(i) for i in index], axis=1)
+    return int(np.max(new)), [tuple(int(v) for v in p) for p in points]
+
+
+Write = tuple[Any, tuple[npt.NDArray[np.int64], ...], npt.NDArray[Any], int]
+
+
+class ObjectWriter:
+    """Accepted objects written into target labels through napari's Labels API (undoable
+    there too), never over another object's voxels unless asked; undone and redone in step
+    with the session."""
+
+    def __init__(self) -> None:
+        self.written: list[Write] = []
+        self.undone: list[Write] = []
+
+    def write(self, target: Any, region: Any, mask: npt.NDArray[np.bool_], value: int, *,
+              replace: bool) -> tuple[int, int, int]:
+        """Write ``mask`` (in ``region``) as ``value`` (0: the next free one); returns the
+        value, the voxels written and the voxels of other objects left alone."""
+        data = np.asarray(target.data)
+        value = value or int(data.max()) + 1
+        index = tuple(a + s for a, s in zip(np.nonzero(mask), region.start, strict=True))
+        old = data[index].copy()
+        free = (old == 0) | (old == value) | replace
+        index = tuple(i[free] for i in index)
+        self.written.append((target, index, old[free], value))
+        self.undone.clear()
+        target.data_setitem(index, value)
+        return value, int(index[0].size), int((~free).sum())
+
+    def follow(self, before: int, after: int) -> None:
+        """The session went from ``before`` to ``after`` accepted objects (undo / redo)."""
+        if after < before and self.written:
+            target, index, old, _value = entry = self.written.pop()
+            self.undone.append(entry)
+            target.data_setitem(index, old)
+        elif after > before and self.undone:
+            target, index, _old, value = entry = self.undone.pop()
+            self.written.append(entry)
+            target.data_setitem(index, value)

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from napari_medseg.errors import MedsegError
+
 #: Intensity samples kept per accepted object (a random subset of its voxels).
 SAMPLES_PER_OBJECT = 4000
 #: Objects of one kind whose samples are used (the most recent).
@@ -82,9 +84,24 @@ class Memory:
                             appearance=_dense(d.get("appearance")))
                     for d in data.get("examples", [])])
 
+    @classmethod
+    def open(cls, path: str | Path) -> Memory:
+        """The memory saved at ``path``; an empty one when there is none yet.  A damaged file
+        raises :class:`~napari_medseg.errors.MedsegError` (it is left as it is)."""
+        path = Path(path)
+        if not path.is_file():
+            return cls()
+        try:
+            return cls.load(path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            msg = (f"what you taught the interactive engine could not be read from {path} "
+                   f"({type(exc).__name__}: {exc}); move it away to start a new one")
+            raise MedsegError(msg) from None
+
     def save(self, path: str | Path) -> None:
         from napari_medseg.io.atomic import write_atomically
 
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.to_dict())
 
         def write(tmp: Path) -> None:

@@ -358,9 +358,9 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
         network = LabelMap(array=network_labels, geometry=volume.grid.geometry,
                            class_names=names)
         if layout.axis is not None and layout.slices:
-            beyond, first = past_annotation(combined, layout.axis, layout.slices)
-            if first is not None:
-                suggestions.insert(0, SliceSuggestion(axis=layout.axis, index=first,
+            beyond, first_past = past_annotation(combined, layout.axis, layout.slices)
+            if first_past is not None:
+                suggestions.insert(0, SliceSuggestion(axis=layout.axis, index=first_past,
                                                       uncertain=0.0, disagreeing=0))
     heldout = []
     if validation_volumes:
