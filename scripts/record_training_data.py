@@ -21,6 +21,19 @@ The starter models were recorded with (after ``scripts/prepare_starter_data.py /
         --mr-contrast T1 --skull-stripped yes
     python scripts/record_training_data.py src/napari_medseg/weights/head-ct-tissue.safetensors \\
         --images /tmp/s/headct_train_image.nii.gz
+
+``--regions-only REGION ...`` adds the body regions the training scans show to a checkpoint
+whose record predates them (the weights and the rest of the record untouched); the starters
+were given theirs with (each region what :mod:`napari_medseg.inference.body_region` finds on
+the training scans: the DICOM series CT is an abdomen, the InVesalius CT and ICBM152 heads)::
+
+    cd src/napari_medseg/weights
+    python ../../../scripts/record_training_data.py upper-abdomen-ct-organs.safetensors \\
+        --regions-only abdomen
+    python ../../../scripts/record_training_data.py head-ct-tissue.safetensors \\
+        --regions-only head
+    python ../../../scripts/record_training_data.py brain-tissue-t1.safetensors \\
+        --regions-only head
 """
 
 from __future__ import annotations
@@ -30,17 +43,19 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from napari_medseg.cli.train import file_hash
 from napari_medseg.inference.fit import describe_training_data
 from napari_medseg.io import read_scan
 from napari_medseg.models import load_checkpoint, save_checkpoint
+from napari_medseg.provenance import file_hash
 from napari_medseg.scan import MR_CONTRASTS
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--images", type=Path, nargs="+", required=True)
+    parser.add_argument("--images", type=Path, nargs="+")
+    parser.add_argument("--regions-only", nargs="+", choices=("head", "chest", "abdomen"),
+                        help="only add the body regions of the training scans to the record")
     parser.add_argument("--mr-contrast", choices=MR_CONTRASTS)
     parser.add_argument("--skull-stripped", choices=("yes", "no"))
     parser.add_argument("--orientation", choices=("RAS",))
@@ -48,6 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     model, spec = load_checkpoint(args.checkpoint)
+    if args.regions_only:
+        if spec.training_data is None:
+            sys.stderr.write(f"{args.checkpoint} has no training-data record; give --images\n")
+            return 1
+        record = dataclasses.replace(spec.training_data, regions=tuple(args.regions_only))
+        out = args.out or args.checkpoint
+        save_checkpoint(model, dataclasses.replace(spec, training_data=record), out,
+                        overwrite=args.out is None)
+        print(f"wrote {out}: regions {', '.join(record.regions)}")
+        return 0
+    if not args.images:
+        parser.error("--images is required (unless --regions-only)")
     trained_on = {Path(p).name: digest for p, digest in spec.provenance.get("data", {}).items()}
     for image in args.images:
         if trained_on.get(image.name) != file_hash(image):

@@ -20,6 +20,8 @@ rule               severity when
 ``spacing``        warning  the scan's coarsest voxel edge is over twice the training's
 ``field-of-view``  warning  the body is over 1.3x the largest training body (another body
                             region); info when under half the smallest (a crop)
+``body-region``    warning  the scan shows another body region (head, chest, abdomen:
+                            :mod:`.body_region`) than the training scans did
 ================== ======== ==============================================================
 
 :func:`suggest_model` ranks the installed checkpoints for a scan (never one of another
@@ -36,10 +38,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
-from scipy import ndimage
 
 from napari_medseg.errors import MedsegError
+from napari_medseg.inference.body_region import (
+    _sample,
+    body_region,
+    body_size_mm,
+    body_threshold,
+)
 from napari_medseg.inference.catalog import CheckpointEntry, find_checkpoint, list_checkpoints
 from napari_medseg.inference.preprocess import normalize
 from napari_medseg.models import CheckpointSpec, IntensityContract
@@ -53,7 +59,7 @@ from napari_medseg.scan import Scan
 
 SEVERITIES = ("info", "warning")
 RULES = ("fit-unknown", "modality-unknown", "other-modality", "other-contrast", "skull",
-         "intensity", "spacing", "field-of-view")
+         "intensity", "spacing", "field-of-view", "body-region")
 #: Intensity distance (in units of the training's 5-95 % range) above which a scan is
 #: "far" (warning) or "somewhat off" (info).  Measured with brain-tissue-t1's percentile
 #: normalisation: another skull-stripped T1 (Colin27 ch2bet) 0.01, T1 with skull 0.6-0.7,
@@ -61,29 +67,10 @@ RULES = ("fit-unknown", "modality-unknown", "other-modality", "other-contrast", 
 INTENSITY_FAR, INTENSITY_OFF = 0.25, 0.12
 SPACING_FACTOR = 2.0
 BODY_LARGER, BODY_SMALLER = 1.3, 0.5
-#: Voxels sampled (at most) for intensity percentiles; edge (mm) of the grid the body is
-#: measured on.
-_SAMPLE = 1_000_000
-_BODY_GRID_MM = 4.0
-_CT_BODY_HU = -500.0
 _TRAIN_HINT = "train a model on your own labelled scans (Train tab, or napari-medseg train)"
 
 
 # --------------------------------------------------------------------------- statistics
-def _sample(array: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
-    flat = array.ravel()
-    return np.asarray(flat[:: max(1, flat.size // _SAMPLE)], dtype=np.float32)
-
-
-def body_threshold(values: npt.NDArray[Any], modality: str) -> float:
-    """Intensity above which a voxel is body (foreground): -500 HU for CT, otherwise 10 % of
-    the way from the 0.5th to the 99.5th percentile (above air, noise and zero padding)."""
-    if modality == "CT":
-        return _CT_BODY_HU
-    lo, hi = (float(v) for v in np.percentile(values, (0.5, 99.5)))
-    return lo + 0.1 * (hi - lo)
-
-
 def body_percentiles(scan: Scan, contract: IntensityContract | None, *,
                      levels: Sequence[float] = PERCENTILE_LEVELS, modality: str | None = None
                      ) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -104,34 +91,6 @@ def body_percentiles(scan: Scan, contract: IntensityContract | None, *,
         return raw, raw
     normalised = normalize(x, contract)[body]
     return raw, tuple(float(v) for v in np.percentile(normalised, levels))
-
-
-def body_size_mm(scan: Scan, modality: str | None = None) -> float:
-    """Size (mm) of the largest connected body region: the geometric mean of its two largest
-    extents along the array axes (in-plane width and depth for an axial slab, whatever its
-    thickness).
-
-    Measured on a ~4 mm grid after a one-voxel erosion (which cuts thin links such as a CT
-    headrest), the erosion added back.  Arms down beside an abdomen widen it less than its
-    largest extent would: the shared data's two abdominal CTs (one with its arms down) give
-    307 and 354 mm, its head CT 190 mm, the ICBM152 brain 168 mm.
-    """
-    spacing = np.asarray(scan.spacing, dtype=np.float64)
-    step = np.maximum(1, np.round(_BODY_GRID_MM / spacing)).astype(int)
-    sub = np.asarray(scan.array[tuple(slice(None, None, int(k)) for k in step)])
-    mask = sub > body_threshold(_sample(sub), modality or scan.modality)
-    eroded = ndimage.binary_erosion(mask)
-    grown = 0
-    if eroded.any():
-        mask, grown = eroded, 2
-    labels, n = ndimage.label(mask)
-    if n == 0:
-        return 0.0
-    largest = 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
-    box = ndimage.find_objects((labels == largest).astype(np.int8))[0]
-    extents = sorted(((b.stop - b.start + grown) * spacing[i] * step[i]
-                      for i, b in enumerate(box)), reverse=True)
-    return float(math.sqrt(extents[0] * extents[1])) if len(extents) > 1 else float(extents[0])
 
 
 def _extent(scan: Scan) -> tuple[float, ...]:
@@ -187,7 +146,8 @@ def describe_training_data(scans: Sequence[Scan] | Sequence[Sequence[Scan]], *,
         n_scans=len(cases), channels=tuple(channels), levels=tuple(float(v) for v in levels),
         spacing_mm=Spread.of([s.spacing for s in first]),
         extent_mm=Spread.of([_extent(s) for s in first]),
-        body_mm=Spread.of([[body_size_mm(s)] for s in first]))
+        body_mm=Spread.of([[body_size_mm(s)] for s in first]),
+        regions=tuple(sorted({r.name for r in map(body_region, first) if r.known})))
 
 
 def _common(values: list[Any]) -> Any:
@@ -308,7 +268,21 @@ def check_fit(spec: CheckpointSpec, scans: Scan | Sequence[Scan], *, model: str 
     if record is not None:
         _check_body(first, names[0], record, model,
                     wanted_modality=expected[0] if expected else None, add=add)
+        _check_region(first, names[0], record, model, add)
     return report
+
+
+def _check_region(scan: Scan, name: str, record: TrainingDataRecord, model: str, add: Any
+                  ) -> None:
+    if not record.regions:
+        return
+    region = body_region(scan)
+    if region.known and region.name not in record.regions:
+        trained = " and ".join(record.regions)
+        add(Finding("body-region", "warning",
+                    f"{name} looks like a {region.name} {scan.modality} ({region.reason}); "
+                    f"{model} was trained on the {trained}: its labels here would name the "
+                    f"wrong organs; use a model trained on the {region.name}, or train one"))
 
 
 def _check_modality(scan: Scan, name: str, wanted: str | None, model: str, add: Any
@@ -486,6 +460,7 @@ def suggest_model(scans: Scan | Sequence[Scan], entries: list[CheckpointEntry] |
                           f"the modality of {channels[0].name} is unknown, so no model is "
                           "suggested: set it (Scan tab, or --modality)")
     ranked = []
+    other_region = False
     for order, entry in enumerate(entries if entries is not None else list_checkpoints()):
         if exclude is not None and entry.path.resolve() == Path(exclude).resolve():
             continue
@@ -498,12 +473,17 @@ def suggest_model(scans: Scan | Sequence[Scan], entries: list[CheckpointEntry] |
                 m != s.modality for m, s in zip(wanted, channels, strict=False)):
             continue
         report = check_fit(spec, channels, model=entry.name)
+        if any(f.rule == "body-region" for f in report.warnings):
+            other_region = True
+            continue  # never offered for another body region (a heart is no liver)
         distance = report.distance if report.distance is not None else math.inf
         ranked.append((len(report.warnings), distance, order, entry, report))
     if not ranked:
         other = " other" if exclude is not None else ""
-        return Suggestion(None, None, f"no{other} installed model was trained on {modality} "
-                                      f"scans: {_TRAIN_HINT}")
+        region = body_region(channels[0]) if other_region else None
+        where = f"{region.name} " if region is not None and region.known else ""
+        return Suggestion(None, None, f"no{other} installed model was trained on {where}"
+                                      f"{modality} scans: {_TRAIN_HINT}")
     n_warnings, _, _, entry, report = min(ranked, key=lambda r: r[:3])
     if n_warnings:
         rules = ", ".join(sorted({f.rule for f in report.warnings}))

@@ -163,6 +163,9 @@ class TrainingDataRecord:
         largest extents, mm; one element.
     levels
         Percentile levels (%) of the channels' ``raw`` and ``normalised`` statistics.
+    regions
+        The body regions the training scans show (``head``, ``chest``, ``abdomen``; see
+        :mod:`napari_medseg.inference.body_region`); empty when not known.
     """
 
     n_scans: int
@@ -171,6 +174,7 @@ class TrainingDataRecord:
     extent_mm: Spread
     body_mm: Spread
     levels: tuple[float, ...] = PERCENTILE_LEVELS
+    regions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         levels = self.levels
@@ -204,7 +208,8 @@ class TrainingDataRecord:
         return {"n_scans": self.n_scans, "levels": list(self.levels),
                 "channels": [c.to_dict() for c in self.channels],
                 "spacing_mm": self.spacing_mm.to_dict(), "extent_mm": self.extent_mm.to_dict(),
-                "body_mm": self.body_mm.to_dict()}
+                "body_mm": self.body_mm.to_dict(),
+                **({"regions": list(self.regions)} if self.regions else {})}
 
     @classmethod
     def from_dict(cls, data: Any) -> TrainingDataRecord:
@@ -213,7 +218,8 @@ class TrainingDataRecord:
         if not isinstance(data, Mapping):
             msg = f"{where} must be an object"
             raise RecordError(msg)
-        known = {"n_scans", "levels", "channels", "spacing_mm", "extent_mm", "body_mm"}
+        known = {"n_scans", "levels", "channels", "spacing_mm", "extent_mm", "body_mm",
+                 "regions"}
         unknown = sorted(set(data) - known)
         if unknown:
             msg = f"{where} has unknown fields {unknown}; known: {sorted(known)}"
@@ -235,4 +241,16 @@ class TrainingDataRecord:
                                         lengths=[2, 3]),
             extent_mm=Spread.from_dict(data.get("extent_mm"), f"{where}.extent_mm",
                                        lengths=[2, 3]),
-            body_mm=Spread.from_dict(data.get("body_mm"), f"{where}.body_mm", lengths=[1]))
+            body_mm=Spread.from_dict(data.get("body_mm"), f"{where}.body_mm", lengths=[1]),
+            regions=_regions(data.get("regions", []), f"{where}.regions"))
+
+
+#: Body regions a record may name (as :data:`napari_medseg.inference.body_region.REGIONS`).
+REGION_NAMES = ("head", "chest", "abdomen")
+
+
+def _regions(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or any(v not in REGION_NAMES for v in value):
+        msg = f"{where} must be a list of {', '.join(REGION_NAMES)}"
+        raise RecordError(msg)
+    return tuple(value)
