@@ -617,7 +617,14 @@ def case_strategy(seeds: Sequence[Seed]) -> Any:
                else text(seed))
         return st.tuples(st.just(index), st.lists(one, min_size=1, max_size=3).map(tuple))
 
-    return st.one_of(*[for_seed(i) for i in range(len(seeds))])
+    # every format family as likely as another, whatever its number of seeds (DICOM has one
+    # per transfer syntax)
+    families: dict[str, list[int]] = {}
+    for i, seed in enumerate(seeds):
+        families.setdefault(seed.family, []).append(i)
+    by_family = {name: st.one_of(*[for_seed(i) for i in indices])
+                 for name, indices in families.items()}
+    return st.sampled_from(sorted(by_family)).flatmap(by_family.__getitem__)
 
 
 # ====================================================================== the worker
