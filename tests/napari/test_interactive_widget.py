@@ -120,3 +120,26 @@ def test_prompt_layers_are_never_saved_as_labels(tab, tmp_path) -> None:
     with pytest.raises(MedsegError, match="not your labels"):
         write_labels(str(tmp_path / "p.nii.gz"), preview.data, preview.as_layer_data_tuple()[1])
     assert not (tmp_path / "p.nii.gz").exists()
+
+
+def test_a_painted_mask_is_refined_with_clicks_and_put_back_under_its_value(tab, qtbot):
+    _viewer, widget, image, target, spleen, other = tab
+    rough = ndimage.binary_dilation(spleen, iterations=2) & ~other
+    target.data[rough] = 4  # a rough mask painted as label 4
+    widget.value.value = 4
+    widget.refine()
+    _settle(qtbot, widget)
+    np.testing.assert_array_equal(np.asarray(widget.layers.preview.data) > 0, rough)
+    wrong = rough & ~spleen
+    widget.click(image.data_to_world(_deepest(wrong)), positive=False)
+    _settle(qtbot, widget)
+    refined = np.asarray(widget.layers.preview.data) > 0
+    assert (refined & ~spleen).sum() < wrong.sum()
+    widget.accept()
+    _settle(qtbot, widget)
+    data = np.asarray(target.data)
+    np.testing.assert_array_equal(data == 4, refined & ~other)  # the label is the refined one
+    assert (data[other] == 9).all()
+    widget.undo()
+    _settle(qtbot, widget)
+    np.testing.assert_array_equal(np.asarray(target.data) == 4, rough)  # back as painted

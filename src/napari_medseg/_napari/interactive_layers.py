@@ -66,6 +66,16 @@ def new_labels_layer(viewer: napari.viewer.Viewer, scan_layer: Any) -> Any:
                              name=f"{scan_layer.name} objects", **_placement(scan_layer))
 
 
+def show_voxel(viewer: napari.viewer.Viewer, scan_layer: Any, voxel: tuple[int, ...]) -> None:
+    """Move the view to ``voxel`` of ``scan_layer``: its slice, centred."""
+    world = scan_layer.data_to_world(voxel)
+    point = list(viewer.dims.point)
+    for axis in viewer.dims.not_displayed:
+        point[axis] = float(world[axis - (viewer.dims.ndim - len(voxel))])
+    viewer.dims.point = tuple(point)
+    viewer.camera.center = tuple(world[-2:]) if viewer.dims.ndisplay == 2 else tuple(world)
+
+
 def to_voxel(scan_layer: Any, world: Any) -> tuple[int, ...] | None:
     """The voxel of ``scan_layer`` at world position ``world`` (``None`` when outside)."""
     data = np.asarray(scan_layer.world_to_data(np.asarray(world, float)))
@@ -124,29 +134,40 @@ class ObjectWriter:
     def __init__(self) -> None:
         self.written: list[Write] = []
         self.undone: list[Write] = []
+        self.values: list[npt.NDArray[Any]] = []  # what an undone write had put (for redo)
 
     def write(self, target: Any, region: Any, mask: npt.NDArray[np.bool_], value: int, *,
-              replace: bool) -> tuple[int, int, int]:
+              replace: bool, refined: bool = False) -> tuple[int, int, int]:
         """Write ``mask`` (in ``region``) as ``value`` (0: the next free one); returns the
-        value, the voxels written and the voxels of other objects left alone."""
+        value, the voxels written and the voxels of other objects left alone.  ``refined``:
+        the object replaces the label ``value`` (its voxels outside ``mask`` are cleared)."""
         data = np.asarray(target.data)
         value = value or int(data.max()) + 1
-        index = tuple(a + s for a, s in zip(np.nonzero(mask), region.start, strict=True))
-        old = data[index].copy()
-        free = (old == 0) | (old == value) | replace
-        index = tuple(i[free] for i in index)
-        self.written.append((target, index, old[free], value))
+        full = np.zeros(data.shape, bool)
+        full[region.slices] = mask
+        old_all = data.copy() if refined else None
+        inside = full & ((data == 0) | (data == value) | replace)
+        kept = int((full & ~inside).sum())
+        new = np.where(inside, value, data)
+        if refined:
+            new = np.where((data == value) & ~full, 0, new)
+        index = np.nonzero(new != data)
+        old = (old_all if old_all is not None else data)[index].copy()
+        self.written.append((target, index, old, value))
         self.undone.clear()
-        target.data_setitem(index, value)
-        return value, int(index[0].size), int((~free).sum())
+        self.values.clear()
+        if index[0].size:
+            target.data_setitem(index, new[index])
+        return value, int(inside.sum()), kept
 
     def follow(self, before: int, after: int) -> None:
         """The session went from ``before`` to ``after`` accepted objects (undo / redo)."""
         if after < before and self.written:
             target, index, old, _value = entry = self.written.pop()
             self.undone.append(entry)
+            self.values.append(np.asarray(target.data)[index].copy())
             target.data_setitem(index, old)
         elif after > before and self.undone:
-            target, index, _old, value = entry = self.undone.pop()
+            target, index, _old, _value = entry = self.undone.pop()
             self.written.append(entry)
-            target.data_setitem(index, value)
+            target.data_setitem(index, self.values.pop())

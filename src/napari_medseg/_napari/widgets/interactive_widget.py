@@ -1,16 +1,10 @@
 """The Interactive tab: click, box, outline and scribble a 3D object, live, with unlimited undo.
 
-Press *Start* on a scan: left-click inside the object (a positive click), right-click or
-Ctrl-click outside it (negative); draw a rectangle or a polygon on the "boxes and outlines"
-layer; paint on the "scribbles" layer (1 inside, 2 outside).  The object shows in the preview
-layer as soon as the engine has it; Enter accepts it into the target labels without touching
-other objects (unless *replace other objects* is on), Ctrl+Z / Ctrl+Y undo and redo any
-number of steps (clicks and accepts), N starts the next object.  The engine runs in a worker:
-prompts given while it works are queued, and only the newest object is drawn.
-
-The core is :class:`napari_medseg.interactive.Session`; this tab turns layers and mouse events
-into its prompts and its objects into layers.  What was taught (accepted objects) is kept in
-the data folder and used for the next object of the same name, on any scan.
+*Start* adds the prompt layers (:mod:`.interactive_layers`), whose clicks, shapes and scribbles
+become prompts (:mod:`.interactive_prompts`) of the core
+:class:`~napari_medseg.interactive.Session`, run by a worker (:mod:`.interactive_worker`);
+Enter writes the object without touching other objects, Ctrl+Z / Ctrl+Y undo and redo any
+number of steps, N starts the next object (docs/interactive.md).
 """
 
 from __future__ import annotations
@@ -27,6 +21,7 @@ from napari_medseg._napari.interactive_layers import (
     PromptLayers,
     make_prompt_layers,
     new_labels_layer,
+    show_voxel,
 )
 from napari_medseg._napari.interactive_prompts import PromptInput, button, key_action
 from napari_medseg._napari.interactive_worker import Op, SessionQueue, Snapshot
@@ -55,9 +50,14 @@ class InteractiveWidget(JobWidget):
         self.layers: PromptLayers | None = None
         self.prompts: PromptInput | None = None
         self.scan_layer: Any = None
-        self.memory = self._load_memory()
+        try:
+            self.memory = Memory.open(memory_path())
+        except MedsegError as exc:
+            warn(f"{exc}; starting fresh")
+            self.memory = Memory()
         self.queue = SessionQueue(self._show, self._failed)
         self.writer = ObjectWriter()
+        self.refining: int | None = None  # the label value being refined (Refine this label)
         self._region: Any = None
         self.image = self.layer_choice(napari.layers.Image, label="scan",
                                        tooltip="The scan to make objects on")
@@ -75,7 +75,11 @@ class InteractiveWidget(JobWidget):
                                     "the scan", self.start)
         self.new_labels_button = button("New labels layer", "An empty labels layer on the "
                                          "scan", self.new_labels)
-        self.add_controls(Container(widgets=[self.start_button, self.new_labels_button],
+        self.refine_button = button("Refine this label", "Start from the voxels of 'label "
+                                     "value' in the target labels (a starter's or a painted "
+                                     "mask) and correct them with clicks", self.refine)
+        self.add_controls(Container(widgets=[self.start_button, self.new_labels_button,
+                                             self.refine_button],
                                     layout="horizontal", labels=False))
         self.add_buttons(
             button("Undo (Ctrl+Z)", "Back one step: a click, a box, an accept; any number "
@@ -94,17 +98,10 @@ class InteractiveWidget(JobWidget):
         self.reset_choices()
 
     # ---------------------------------------------------------------- set-up
-    def _load_memory(self) -> Memory:
-        try:
-            return Memory.open(memory_path())
-        except MedsegError as exc:
-            warn(f"{exc}; starting fresh")
-            return Memory()
-
     def prepare(self) -> JobStart | None:  # the Run button accepts: no job of its own
         return None
 
-    def run(self) -> None:
+    def run(self) -> None:  # the Run button is Accept
         self.accept()
 
     def start(self) -> None:
@@ -153,6 +150,17 @@ class InteractiveWidget(JobWidget):
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
         self.layers = None
+
+    def refine(self) -> None:
+        """Start from the target's voxels of ``label value``; Enter puts the refined object
+        back under that value (voxels it no longer holds are cleared)."""
+        target, value = self.target.value, int(self.value.value)
+        if self.session is None or target is None or value == 0:
+            warn("press Start, choose the labels and the label value to refine")
+            return
+        mask = np.asarray(target.data) == value
+        self.refining = value
+        self._submit(lambda s: s.set_mask(mask))
 
     # ---------------------------------------------------------------- prompts in
     def click(self, world: Any, *, positive: bool = True) -> None:
@@ -215,7 +223,9 @@ class InteractiveWidget(JobWidget):
         obj = self.session.objects[-1]
         value, written, kept = self.writer.write(target, obj.region, obj.mask,
                                                  int(self.value.value),
-                                                 replace=bool(self.replace.value))
+                                                 replace=bool(self.replace.value),
+                                                 refined=self.refining is not None)
+        self.refining = None
         self.status.value = (f"accepted {obj.name!r} as label {value} ({written} voxels)"
                              + (f"; {kept} voxel(s) of other objects left alone" if kept else ""))
         self._save_memory()
@@ -265,7 +275,6 @@ class InteractiveWidget(JobWidget):
             self.memory.save(memory_path())
         except (MedsegError, OSError) as exc:
             warn(f"could not keep what you taught ({exc})")
-
     # ---------------------------------------------------------------- where next
     def go_least_sure(self) -> None:
         if self.session is None or self.busy:
@@ -274,13 +283,7 @@ class InteractiveWidget(JobWidget):
         if where is None:
             warn("no object yet: click inside one first")
             return
-        world = self.scan_layer.data_to_world(where)
-        point = list(self.viewer.dims.point)
-        for axis in self.viewer.dims.not_displayed:
-            point[axis] = float(world[axis - (self.viewer.dims.ndim - len(where))])
-        self.viewer.dims.point = tuple(point)
-        self.viewer.camera.center = tuple(world[-2:]) if self.viewer.dims.ndisplay == 2 else \
-            tuple(world)
+        show_voxel(self.viewer, self.scan_layer, where)
         self.status.value = f"least sure here: voxel {where}"
 
     def open_train(self) -> None:
