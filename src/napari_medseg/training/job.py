@@ -202,10 +202,10 @@ def past_annotation(labels: np.ndarray, axis: int, slices: Sequence[int]
     parts = []
     if above.size:
         parts.append(f"{int(above.max()) - high} slice(s) past your last painted slice "
-                     f"(slices {high + 1}-{int(above.max())})")
+                     f"(slices {int(above.min())}-{int(above.max())})")
     if below.size:
         parts.append(f"{low - int(below.min())} slice(s) before your first painted slice "
-                     f"(slices {int(below.min())}-{low - 1})")
+                     f"(slices {int(below.min())}-{int(below.max())})")
     if not parts:
         return "", None
     first = int(above.min()) if above.size else int(below.max())
