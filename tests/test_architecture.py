@@ -50,3 +50,18 @@ def test_every_manifest_python_name_imports():
         module_name, _, attr = command["python_name"].partition(":")
         assert module_name.startswith("napari_medseg._napari.")
         assert callable(getattr(importlib.import_module(module_name), attr))
+
+
+def test_front_ends_read_typed_events_never_the_cores_words() -> None:
+    """No widget or CLI module parses a core message: plans, stages and the fold-in come as
+    typed fields (``PlanReady.summary``, ``Stage``, ``Progress.fold_in``)."""
+    import re
+
+    src = Path(__file__).resolve().parents[1] / "src" / "napari_medseg"
+    parsing = re.compile(r"\.message\s*(\.startswith|\.endswith|\[|\.split|\.partition)"
+                         r"|metrics(\.get)?\(?\[?[\"']fold_in")
+    offenders = [f"{path.relative_to(src)}:{n}" for folder in ("_napari", "cli")
+                 for path in sorted((src / folder).rglob("*.py"))
+                 for n, line in enumerate(path.read_text().splitlines(), start=1)
+                 if parsing.search(line)]
+    assert offenders == []

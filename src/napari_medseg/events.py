@@ -12,9 +12,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, TypeVar
 
 R = TypeVar("R")
+
+
+class Stage(str, Enum):
+    """The stages a front end tells apart (a ``str``: ``Stage.TRAIN == "train"``); front ends
+    compare with these, never with a message's words."""
+
+    TRAIN = "train"
+    FINETUNE = "fine-tune"
+    MEASURE = "measure"  # the network scored on held-back voxels
+    SEGMENT = "segment"
+    EVALUATE = "evaluate"
+    COHORT = "cohort"
 
 
 @dataclass(frozen=True)
@@ -22,7 +35,8 @@ class Progress:
     """``done`` of ``total`` units of ``stage`` finished (tiles, steps, iterations).
 
     ``elapsed_s`` counts from the start of the stage; ``eta_s`` is ``None`` until it can be
-    estimated.  ``metrics`` carries numbers worth plotting (loss, Dice, metric value...).
+    estimated.  ``metrics`` carries numbers worth plotting (loss, Dice, metric value...);
+    ``fold_in`` is true for training steps taken after the held-back voxels were given back.
     """
 
     stage: str
@@ -32,6 +46,7 @@ class Progress:
     eta_s: float | None = None
     message: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+    fold_in: bool = False
 
     @property
     def fraction(self) -> float:
@@ -44,6 +59,13 @@ class Log:
 
     message: str
     level: str = "info"  # "info" | "warning"
+
+
+@dataclass(frozen=True)
+class PlanReady(Log):
+    """The plan a training job chose (``summary`` for a plan line; ``message`` for a log)."""
+
+    summary: str = ""
 
 
 Event = Progress | Log
@@ -59,7 +81,8 @@ class ProgressClock:
         self._start = time.perf_counter()
 
     def event(
-        self, done: int, message: str = "", metrics: dict[str, float] | None = None
+        self, done: int, message: str = "", metrics: dict[str, float] | None = None, *,
+        fold_in: bool = False,
     ) -> Progress:
         elapsed = time.perf_counter() - self._start
         eta = elapsed / done * (self.total - done) if done > 0 else None
@@ -71,6 +94,7 @@ class ProgressClock:
             eta_s=eta,
             message=message,
             metrics=dict(metrics or {}),
+            fold_in=fold_in,
         )
 
 

@@ -271,7 +271,7 @@ def test_a_run_resumed_during_fold_in_keeps_its_schedule(bone, tmp_path,
                                checkpoints=RunCheckpoints(folder=folder, every=1)).job()
     kill_at = None
     for event in job:
-        if isinstance(event, Progress) and event.metrics.get("fold_in"):
+        if isinstance(event, Progress) and event.fold_in:
             kill_at = event.done
             job.close()
     assert kill_at is not None

@@ -225,3 +225,13 @@ def test_a_mask_past_the_painted_slices_is_said_and_suggested_first() -> None:
     within = np.zeros((40, 8, 8), np.uint8)
     within[15:26] = 1
     assert past_annotation(within, 0, (16, 20, 24)) == ("", None)
+
+
+def test_the_plan_comes_as_a_typed_event() -> None:
+    from napari_medseg.events import PlanReady
+
+    events: list[object] = []
+    result = run_to_end(train_job([_volume()], LearnOptions(**OPTIONS)), events.append)
+    plans = [e for e in events if isinstance(e, PlanReady)]
+    assert len(plans) == 1
+    assert plans[0].summary == result.plan.summary()

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from napari_medseg.errors import TrainingError
-from napari_medseg.events import Job, Log, Progress
+from napari_medseg.events import Job, Log, PlanReady, Progress, Stage
 from napari_medseg.inference.catalog import find_checkpoint
 from napari_medseg.inference.fit import describe_training_data
 from napari_medseg.inference.options import PredictOptions
@@ -279,7 +279,7 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
                                     n_classes=n_classes)
     for note in plan.notes:
         yield Log(note)
-    yield Log(f"plan: {plan.summary()}")
+    yield PlanReady(message=f"plan: {plan.summary()}", summary=plan.summary())
     record = {"plan": plan.summary(), "plan_notes": list(plan.notes), **(provenance or {})}
     if start_model is not None:
         trainer = Trainer(start_model, plan.spec, volumes, plan.train, mode="finetune",
@@ -325,7 +325,7 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
         if options.combine and plan_v is not None and result.validated_state is not None:
             validated = plan_model(result, result.validated_state)
             held = yield from _predict(validated, spec, volume, plan, probabilities=False,
-                                       stage="measure")
+                                       stage=Stage.MEASURE)
             annotation = _held_back_annotation(volume, plan_v, layout.axis, layout.slices)
             rule = choose_rule(held.labels.array, annotation, volume.labels.array, plan_v.mask,
                                interpolation_later=layout.axis is not None
@@ -334,7 +334,7 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
             yield Log(f"combining with your annotation: {rule.summary()}")
         keep = volume.scans[0].array.size * spec.out_channels <= MAX_PROBABILITY_VALUES
         prediction = yield from _predict(result.model, spec, volume, plan, probabilities=keep,
-                                         stage="segment")
+                                         stage=Stage.SEGMENT)
         network_labels = prediction.labels.array
         full = Annotation(labels=volume.labels.array, labeled=volume.labeled_mask(),
                           axis=layout.axis, slices=layout.slices,

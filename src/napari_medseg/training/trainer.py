@@ -45,7 +45,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from napari_medseg import distributed
 from napari_medseg.errors import TrainingError
-from napari_medseg.events import Job, Log, ProgressClock
+from napari_medseg.events import Job, Log, ProgressClock, Stage
 from napari_medseg.inference.catalog import find_checkpoint
 from napari_medseg.inference.predictor import resolve_device
 from napari_medseg.models import CheckpointSpec, create_model, load_checkpoint
@@ -385,7 +385,8 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(validated_steps,
                                                                            o.warmup_steps))
         loss_fn = MaskedDiceCELoss(dice_weight=o.dice_weight, ce_weight=o.ce_weight)
-        clock = ProgressClock("fine-tune" if self.mode == "finetune" else "train", o.steps)
+        clock = ProgressClock(Stage.FINETUNE if self.mode == "finetune" else Stage.TRAIN,
+                              o.steps)
         deadline = (self._start + o.time_limit_s) if o.time_limit_s is not None else None
         phase = "validate" if val is not None else "plain"
         end_step = o.steps
@@ -445,9 +446,9 @@ class Trainer:
                                  context)
             note = " (all annotations)" if phase == "fold" else ""
             shown = {k: v for k, v in record.items() if k != "step"}
-            if phase == "fold":
-                shown["fold_in"] = 1.0  # the held-back voxels train too from here on
-            yield clock.event(step, f"step {step} loss {loss:.4f}{note}", shown)
+            # from the fold-in on, the held-back voxels train too
+            yield clock.event(step, f"step {step} loss {loss:.4f}{note}", shown,
+                              fold_in=phase == "fold")
             late = deadline is not None and time.perf_counter() > deadline
             if phase != "validate":
                 if late:

@@ -43,7 +43,7 @@ from napari_medseg._napari.model_choice import device_choices, model_choices, mo
 from napari_medseg._napari.notify import report, warn
 from napari_medseg._napari.options_form import option_controls, options_from_controls
 from napari_medseg.errors import MedsegError
-from napari_medseg.events import Event, Log, Progress
+from napari_medseg.events import Event, Log, PlanReady, Progress, Stage
 from napari_medseg.inference import user_models_dir
 from napari_medseg.training.interpolation import interpolate_between_slices
 from napari_medseg.training.journal import (
@@ -338,17 +338,17 @@ class FinetuneWidget(JobWidget):
                                          on_trainer=keep))
 
     def on_log(self, event: Log) -> None:
-        if event.message.startswith("plan: "):
-            self.status.value = self.panel.running_text(event.message)
+        if isinstance(event, PlanReady):
+            self.status.value = self.panel.running_text(f"plan: {event.summary}")
 
     def on_progress(self, event: Progress) -> None:
-        if event.stage == "fine-tune" and self.curve is not None:
-            if event.metrics.get("fold_in") and self.curve.fold_in is None:
+        if event.stage == Stage.FINETUNE and self.curve is not None:
+            if event.fold_in and self.curve.fold_in is None:
                 self.curve.mark_fold_in(event.done)
             self.curve.add(event.done, event.metrics)
         loss = event.metrics.get("loss")
         detail = (f"step {event.done} of {event.total}" + (
-            f", loss {loss:.3f}" if loss is not None else "")) if event.stage == "fine-tune" \
+            f", loss {loss:.3f}" if loss is not None else "")) if event.stage == Stage.FINETUNE \
             else (event.message or event.stage)
         self.progress.value = int(100 * event.fraction)
         self.status.value = self.panel.running_text(detail, event.eta_s)

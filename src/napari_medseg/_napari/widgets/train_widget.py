@@ -47,7 +47,7 @@ from napari_medseg._napari.model_choice import device_choices
 from napari_medseg._napari.notify import warn
 from napari_medseg._napari.options_form import option_controls, options_from_controls
 from napari_medseg.errors import MedsegError
-from napari_medseg.events import Event, Log, Progress
+from napari_medseg.events import Event, Log, PlanReady, Progress, Stage
 from napari_medseg.inference.catalog import user_models_dir
 from napari_medseg.models import model_names
 from napari_medseg.scan import LabelMap
@@ -265,19 +265,19 @@ class TrainWidget(JobWidget):
                                          class_names=names))
 
     def on_log(self, event: Log) -> None:
-        if event.message.startswith("plan: "):
-            self.plan.value = event.message[6:]
+        if isinstance(event, PlanReady):
+            self.plan.value = event.summary
 
     def on_progress(self, event: Progress) -> None:
-        if event.stage in ("train", "fine-tune") and self.curve is not None:
-            if event.metrics.get("fold_in") and self.curve.fold_in is None:
+        if event.stage in (Stage.TRAIN, Stage.FINETUNE) and self.curve is not None:
+            if event.fold_in and self.curve.fold_in is None:
                 self.curve.mark_fold_in(event.done)
             self.curve.add(event.done, event.metrics)
         loss = event.metrics.get("loss")
-        if event.stage in ("train", "fine-tune"):
+        if event.stage in (Stage.TRAIN, Stage.FINETUNE):
             detail = f"step {event.done} of {event.total}" + (
                 f", loss {loss:.3f}" if loss is not None else "")
-        elif event.stage == "measure":
+        elif event.stage == Stage.MEASURE:
             detail = "measuring the network on the held-back slice"
         else:
             detail = event.message or f"{event.stage} {event.done}/{event.total}"
