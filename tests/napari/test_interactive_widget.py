@@ -143,3 +143,16 @@ def test_a_painted_mask_is_refined_with_clicks_and_put_back_under_its_value(tab,
     widget.undo()
     _settle(qtbot, widget)
     np.testing.assert_array_equal(np.asarray(target.data) == 4, rough)  # back as painted
+
+
+def test_a_scribble_painted_inside_grows_the_object(tab, qtbot) -> None:
+    _viewer, widget, _image, _target, spleen, _other = tab
+    scribbles = widget.layers.scribbles
+    z = int(np.argmax(spleen.sum((1, 2))))
+    scribbles.selected_label = 1  # 1 paints inside the object
+    scribbles.brush_size = 3
+    scribbles.paint(_deepest(spleen), 1)  # napari's brush: a paint event
+    _settle(qtbot, widget)
+    got = np.asarray(widget.layers.preview.data) > 0
+    assert got[z].any()
+    assert 2 * (got & spleen).sum() / (got.sum() + spleen.sum()) > 0.5

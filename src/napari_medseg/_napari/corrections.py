@@ -33,7 +33,7 @@ EDITED, REVIEWED = 1, 2
 OUTLINE_PX = 2
 
 
-def _atom_region(atom: Any) -> tuple[Any, npt.NDArray[np.bool_] | None]:
+def atom_region(atom: Any) -> tuple[Any, npt.NDArray[np.bool_] | None]:
     """``(index, mask)`` of the voxels one history atom changed."""
     if hasattr(atom, "slice_key"):  # napari >= 0.6 mask-based atom
         return atom.slice_key, atom.mask
@@ -41,7 +41,7 @@ def _atom_region(atom: Any) -> tuple[Any, npt.NDArray[np.bool_] | None]:
     return tuple(np.asarray(i) for i in indices), None
 
 
-def _flat_indices(index: Any, mask: npt.NDArray[np.bool_] | None,
+def flat_indices(index: Any, mask: npt.NDArray[np.bool_] | None,
                   shape: tuple[int, ...]) -> npt.NDArray[np.int64]:
     """Flat indices of the voxels an atom region covers."""
     if isinstance(index, tuple) and index and all(isinstance(i, np.ndarray) for i in index):
@@ -52,6 +52,11 @@ def _flat_indices(index: Any, mask: npt.NDArray[np.bool_] | None,
         mask = np.ones([b - a for a, b in zip(starts, stops, strict=True)], dtype=bool)
     coords = [c + a for c, a in zip(np.nonzero(mask), starts, strict=True)]
     return np.ravel_multi_index(tuple(coords), shape).astype(np.int64)
+
+
+def atom_new_value(atom: Any) -> Any:
+    """The value(s) one history atom writes (napari writes them after the paint event)."""
+    return atom.new_value if hasattr(atom, "new_value") else atom[2]
 
 
 _TRACKERS: weakref.WeakKeyDictionary[Any, CorrectionTracker] = weakref.WeakKeyDictionary()
@@ -117,16 +122,15 @@ class CorrectionTracker:
     # ---------------------------------------------------------------- events
     def _on_paint(self, event: Any) -> None:
         for atom in event.value:
-            index, mask = _atom_region(atom)
+            index, mask = atom_region(atom)
             if mask is None:
                 self.edited[index] = True
             else:
                 self.edited[index] |= mask
             if self.journal is not None:
                 # the event comes before napari writes the data: take the atom's new values
-                flat = _flat_indices(index, mask, self.edited.shape)
-                new = atom.new_value if hasattr(atom, "new_value") else atom[2]
-                values = np.broadcast_to(np.asarray(new), flat.shape)
+                flat = flat_indices(index, mask, self.edited.shape)
+                values = np.broadcast_to(np.asarray(atom_new_value(atom)), flat.shape)
                 self.journal.record_edit(flat, values)
                 self._journaled.ravel()[flat] = values
             self._update_overlay(index)

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 import napari
+from napari_medseg._napari.corrections import atom_new_value, atom_region, flat_indices
 from napari_medseg._napari.layers import PROMPT_KEY
 
 POSITIVE_COLOUR, NEGATIVE_COLOUR = "lime", "magenta"
@@ -111,16 +112,13 @@ def shape_voxels(scan_layer: Any, shapes_layer: Any, vertices: npt.NDArray[np.fl
     return np.clip(np.rint(data), 0, np.asarray(scan_layer.data.shape) - 1).astype(np.int64)
 
 
-def painted_voxels(atom: Any) -> tuple[int, list[tuple[int, ...]]]:
-    """The value a brush history atom painted and the voxels it painted."""
-    index = atom.slice_key if hasattr(atom, "slice_key") else atom[0]
-    new = atom.new_value if hasattr(atom, "new_value") else atom[2]
-    mask = getattr(atom, "mask", None)
-    if isinstance(index[0], slice) and mask is not None:
-        points = np.argwhere(mask) + np.asarray([s.start or 0 for s in index])
-    else:
-        points = np.stack([np.asarray(i) for i in index], axis=1)
-    return int(np.max(new)), [tuple(int(v) for v in p) for p in points]
+def painted_voxels(atom: Any, shape: tuple[int, ...]) -> tuple[int, list[tuple[int, ...]]]:
+    """The value a brush history atom painted on a layer of ``shape``, and the voxels (the
+    Correct tab's tracker reads atoms the same way)."""
+    index, mask = atom_region(atom)
+    flat = flat_indices(index, mask, shape)
+    points = np.stack(np.unravel_index(flat, shape), axis=1)
+    return int(np.max(atom_new_value(atom))), [tuple(int(v) for v in p) for p in points]
 
 
 Write = tuple[Any, tuple[npt.NDArray[np.int64], ...], npt.NDArray[Any], int]
@@ -145,14 +143,13 @@ class ObjectWriter:
         value = value or int(data.max()) + 1
         full = np.zeros(data.shape, bool)
         full[region.slices] = mask
-        old_all = data.copy() if refined else None
         inside = full & ((data == 0) | (data == value) | replace)
         kept = int((full & ~inside).sum())
         new = np.where(inside, value, data)
         if refined:
             new = np.where((data == value) & ~full, 0, new)
         index = np.nonzero(new != data)
-        old = (old_all if old_all is not None else data)[index].copy()
+        old = data[index].copy()  # read before the layer is written
         self.written.append((target, index, old, value))
         self.undone.clear()
         self.values.clear()

@@ -91,7 +91,7 @@ class PromptInput:
 
     def on_scribble(self, event: Any) -> None:
         for atom in event.value:
-            value, voxels = painted_voxels(atom)
+            value, voxels = painted_voxels(atom, self.layers.scribbles.data.shape)
             if value in (SCRIBBLE_IN, SCRIBBLE_OUT) and voxels:
                 positive = value == SCRIBBLE_IN
                 self.submit(lambda s, v=voxels, p=positive: s.add_scribble(v, positive=p,

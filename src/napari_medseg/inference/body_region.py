@@ -28,7 +28,6 @@ from scipy import ndimage
 from napari_medseg.scan import Scan
 
 REGIONS = ("head", "chest", "abdomen")
-GRID_MM = 4.0
 #: Voxels sampled (at most) for intensity percentiles; edge (mm) of the grid the body is
 #: measured on; CT body threshold (HU).
 _SAMPLE = 1_000_000
@@ -60,24 +59,19 @@ def body_size_mm(scan: Scan, modality: str | None = None) -> float:
     largest extent would: the shared data's two abdominal CTs (one with its arms down) give
     307 and 354 mm, its head CT 190 mm, the ICBM152 brain 168 mm.
     """
-    spacing = np.asarray(scan.spacing, dtype=np.float64)
-    step = np.maximum(1, np.round(_BODY_GRID_MM / spacing)).astype(int)
-    sub = np.asarray(scan.array[tuple(slice(None, None, int(k)) for k in step)])
+    sub, mm = _on_grid(scan)
     mask = sub > body_threshold(_sample(sub), modality or scan.modality)
     eroded = ndimage.binary_erosion(mask)
     grown = 0
     if eroded.any():
         mask, grown = eroded, 2
-    labels, n = ndimage.label(mask)
-    if n == 0:
+    largest = _largest(mask)
+    if largest is None:
         return 0.0
-    largest = 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
-    box = ndimage.find_objects((labels == largest).astype(np.int8))[0]
-    extents = sorted(((b.stop - b.start + grown) * spacing[i] * step[i]
-                      for i, b in enumerate(box)), reverse=True)
+    box = ndimage.find_objects(largest.astype(np.int8))[0]
+    extents = sorted(((b.stop - b.start + grown) * mm[i] for i, b in enumerate(box)),
+                     reverse=True)
     return float(math.sqrt(extents[0] * extents[1])) if len(extents) > 1 else float(extents[0])
-
-
 
 
 @dataclass(frozen=True)
@@ -108,18 +102,32 @@ def body_region(scan: Scan) -> BodyRegion:
     return BodyRegion("unknown", f"no region rule for {scan.modality}")
 
 
-def _ct_region(scan: Scan) -> BodyRegion:
-    spacing = np.asarray(scan.geometry.spacing, dtype=np.float64)
-    step = np.maximum(1, np.round(GRID_MM / spacing)).astype(int)
-    sub = np.asarray(scan.array[tuple(slice(None, None, int(k)) for k in step)], np.float32)
-    body = sub > -400
-    labels, n = ndimage.label(ndimage.binary_erosion(body))
+def _on_grid(scan: Scan) -> tuple[npt.NDArray[Any], npt.NDArray[np.float64]]:
+    """The scan sampled on a ~:data:`_BODY_GRID_MM` grid, and that grid's spacing (mm)."""
+    spacing = np.asarray(scan.spacing, dtype=np.float64)
+    step = np.maximum(1, np.round(_BODY_GRID_MM / spacing)).astype(int)
+    sub = np.asarray(scan.array[tuple(slice(None, None, int(k)) for k in step)])
+    return sub, spacing * step
+
+
+def _largest(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_] | None:
+    """The largest connected part of ``mask`` (``None`` when it is empty)."""
+    labels, n = ndimage.label(mask)
     if n == 0:
+        return None
+    return np.asarray(labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:])))
+
+
+def _ct_region(scan: Scan) -> BodyRegion:
+    sub, mm = _on_grid(scan)
+    sub = sub.astype(np.float32)
+    largest = _largest(ndimage.binary_erosion(sub > -400))
+    if largest is None:
         return BodyRegion("unknown", "no body found")
-    body = ndimage.binary_dilation(labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:])))
+    body = ndimage.binary_dilation(largest)
     filled = np.stack([ndimage.binary_fill_holes(plane) for plane in body])
     per_slice = filled.sum(axis=(1, 2))
-    cm2 = per_slice * spacing[1] * step[1] * spacing[2] * step[2] / 100.0
+    cm2 = per_slice * mm[1] * mm[2] / 100.0
     kept = cm2 > 10
     if not kept.any():
         return BodyRegion("unknown", "no body cross section over 10 cm²")

@@ -69,13 +69,28 @@ APPEARANCE_BINS = 96
 CONTEXT_MM = 4.0
 
 
+def smoothed(image: npt.NDArray[np.float32], spacing: Sequence[float]
+             ) -> npt.NDArray[np.float32]:
+    """The image lightly smoothed (Gaussian, half the finest voxel edge): what the engine
+    models intensities on, and the first appearance feature."""
+    if image.size <= 1:
+        return image
+    return ndimage.gaussian_filter(image, [0.5 * min(spacing) / s for s in spacing]
+                                   ).astype(np.float32)
+
+
+def surroundings(image: npt.NDArray[np.float32], spacing: Sequence[float]
+                 ) -> npt.NDArray[np.float32]:
+    """The mean intensity of each voxel's surroundings (Gaussian, :data:`CONTEXT_MM`): the
+    second appearance feature."""
+    return ndimage.gaussian_filter(image, [CONTEXT_MM / s for s in spacing]).astype(np.float32)
+
+
 def features(image: npt.NDArray[np.float32], spacing: Sequence[float]
              ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """The two appearance features of every voxel: its intensity lightly smoothed, and the
-    mean intensity of its surroundings (Gaussian, :data:`CONTEXT_MM`)."""
-    fine = ndimage.gaussian_filter(image, [0.5 * min(spacing) / s for s in spacing])
-    wide = ndimage.gaussian_filter(image, [CONTEXT_MM / s for s in spacing])
-    return fine.astype(np.float32), wide.astype(np.float32)
+    """The two appearance features of every voxel: :func:`smoothed` and
+    :func:`surroundings`."""
+    return smoothed(image, spacing), surroundings(image, spacing)
 
 
 def appearance_bins(fine: npt.NDArray[np.float32], wide: npt.NDArray[np.float32]
@@ -239,8 +254,7 @@ def segment(image: npt.NDArray[np.float32], spacing: Sequence[float], prompts: P
     radius = max(options.seed_radius_mm, 1.5 * max(spacing[-2:]))
     seeds = _ball_dilate(pos, spacing, radius) & ~prompts.negative
     noise = noise_level(image)
-    sigma = [0.5 * min(spacing) / sp for sp in spacing]
-    smooth_image = ndimage.gaussian_filter(image, sigma) if image.size > 1 else image
+    smooth_image = smoothed(image, spacing)
     d_pos = ndimage.distance_transform_edt(~pos, sampling=spacing)
     reach = max(options.reach_mm, spread)
     base_fg = d_pos / reach
@@ -267,7 +281,8 @@ def segment(image: npt.NDArray[np.float32], spacing: Sequence[float], prompts: P
         base_bg += np.where(prompts.hint, 0.5, 0.0)
     used_taught = False
     if taught is not None and taught[0].sum() > 0:
-        ratio_taught = np.clip(learned_ratio(taught, *features(image, spacing)), -5.0, 5.0)
+        ratio_taught = np.clip(learned_ratio(taught, smooth_image,
+                                             surroundings(image, spacing)), -5.0, 5.0)
         # only where the prompted object looks like what was taught (a contrast CT's liver
         # is not the non-contrast liver learned on another scan)
         if float(np.median(ratio_taught[seeds])) < 0.0:
@@ -282,7 +297,6 @@ def segment(image: npt.NDArray[np.float32], spacing: Sequence[float], prompts: P
     lut = np.minimum((smooth_image * BINS).astype(np.int64), BINS - 1)
     mask = None
     result = np.zeros(image.shape, bool)
-    cost_fg = cost_bg = base_fg
     components = _click_components(seeds, smooth_image, floor, known_fg)
     for _ in range(max(1, options.iterations)):
         inner = samples if mask is None else np.concatenate(

@@ -183,14 +183,5 @@ def rasterise(prompts: list[Prompt], region: Region
             pos[tuple(sl)] |= ndimage.binary_erosion(inside2, iterations=2)
             hint[tuple(sl)] |= inside2
         elif isinstance(prompt, MaskPrompt):
-            mask = np.zeros(crop, bool)
-            src = prompt.region
-            lo = np.maximum(np.asarray(src.start), start)
-            hi = np.minimum(np.asarray(src.stop), np.asarray(region.stop))
-            if np.all(hi > lo):
-                dst = tuple(slice(int(a - s), int(b - s)) for a, b, s in zip(lo, hi, start,
-                                                                             strict=True))
-                srcs = tuple(slice(int(a - s), int(b - s))
-                             for a, b, s in zip(lo, hi, src.start, strict=True))
-                mask[dst] = prompt.mask[srcs]
+            mask = region.place(prompt.mask, prompt.region)
     return pos, neg, outside, hint, mask

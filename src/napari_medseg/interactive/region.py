@@ -39,6 +39,20 @@ class Region:
         return Region(tuple(min(a, b) for a, b in zip(self.start, other.start, strict=True)),
                       tuple(max(a, b) for a, b in zip(self.stop, other.stop, strict=True)))
 
+    def place(self, mask: npt.NDArray[np.bool_], source: Region) -> npt.NDArray[np.bool_]:
+        """``mask`` (lying in ``source``) on this region's grid; outside ``source``: False."""
+        out = np.zeros(self.shape, bool)
+        lo = np.maximum(source.start, self.start)
+        hi = np.minimum(source.stop, self.stop)
+        if np.any(hi <= lo):
+            return out
+        dst = tuple(slice(int(a - t), int(b - t))
+                    for a, b, t in zip(lo, hi, self.start, strict=True))
+        src = tuple(slice(int(a - r), int(b - r))
+                    for a, b, r in zip(lo, hi, source.start, strict=True))
+        out[dst] = mask[src]
+        return out
+
     def contains(self, other: Region) -> bool:
         return all(a <= c and d <= b for a, b, c, d in
                    zip(self.start, self.stop, other.start, other.stop, strict=True))

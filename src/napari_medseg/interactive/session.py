@@ -290,7 +290,6 @@ class Session:
         accepted = Accepted(name, region, mask, example)
         self._push(State(accepted=(*state.accepted, accepted),
                          note=f"accepted {name!r} ({accepted.voxels} voxels)"))
-        self.kind = self.kind or None
         return accepted
 
     def _appearance(self, region: Region, mask: npt.NDArray[np.bool_]
@@ -420,20 +419,10 @@ def _is_positive(prompt: Prompt) -> bool:
 
 def _place(region: Region | None, mask: npt.NDArray[np.bool_] | None,
            target: Region) -> npt.NDArray[np.bool_] | None:
-    """``mask`` (in ``region``) placed in ``target``."""
+    """``mask`` (in ``region``) placed in ``target``; ``None`` without an object."""
     if region is None or mask is None or not mask.any():
         return None
-    out = np.zeros(target.shape, bool)
-    lo = np.maximum(region.start, target.start)
-    hi = np.minimum(region.stop, target.stop)
-    if np.any(hi <= lo):
-        return out
-    dst = tuple(slice(int(a - t), int(b - t)) for a, b, t in zip(lo, hi, target.start,
-                                                                 strict=True))
-    src = tuple(slice(int(a - r), int(b - r)) for a, b, r in zip(lo, hi, region.start,
-                                                                 strict=True))
-    out[dst] = mask[src]
-    return out
+    return target.place(mask, region)
 
 
 def _factors(shape: Sequence[int], spacing: Sequence[float], budget: int) -> list[int]:
@@ -449,9 +438,11 @@ def _factors(shape: Sequence[int], spacing: Sequence[float], budget: int) -> lis
     return factors
 
 
-def _blocks(array: npt.NDArray, factors: Sequence[int], fill: float) -> npt.NDArray:
+def _blocks(array: npt.NDArray, factors: Sequence[int], fill: float | None) -> npt.NDArray:
+    """``array`` padded to whole blocks (with ``fill``, or its edge values for ``None``) and
+    reshaped so that odd axes run within a block."""
     pad = [(0, (-n) % f) for n, f in zip(array.shape, factors, strict=True)]
-    padded = np.pad(array, pad, mode="edge") if fill is np.nan else np.pad(
+    padded = np.pad(array, pad, mode="edge") if fill is None else np.pad(
         array, pad, constant_values=fill)
     shape: list[int] = []
     for n, f in zip(padded.shape, factors, strict=True):
@@ -460,7 +451,7 @@ def _blocks(array: npt.NDArray, factors: Sequence[int], fill: float) -> npt.NDAr
 
 
 def _pool_mean(array: npt.NDArray[np.float32], f: Sequence[int]) -> npt.NDArray[np.float32]:
-    blocks = _blocks(array, f, np.nan)
+    blocks = _blocks(array, f, None)
     return blocks.mean(axis=tuple(range(1, blocks.ndim, 2))).astype(np.float32)
 
 

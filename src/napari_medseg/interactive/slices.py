@@ -44,14 +44,7 @@ def interpolated(labels: npt.NDArray[np.integer], labeled: npt.NDArray[np.bool_]
     """Shape-based interpolation between the painted ``slices`` (zero elsewhere)."""
     from napari_medseg.training.interpolation import interpolate_slices
 
-    values = np.where(labeled, labels, 0)
-    if len(slices) < 2:
-        out = np.zeros_like(values)
-        for s in slices:
-            index: list[slice | int] = [slice(None)] * values.ndim
-            index[axis] = s
-            out[tuple(index)] = values[tuple(index)]
-        return out
+    values = np.where(labeled, labels, 0)  # (one slice: that slice alone)
     return interpolate_slices(values, slices, axis, spacing=tuple(spacing))
 
 

@@ -362,14 +362,14 @@ def summarize(path: Path) -> JournalSummary:
     """What the journal at ``path`` holds (counts, dates, its scan)."""
     records = _read_records(path)
     header = records[0]
-    edited: set[int] = set()
+    edited: list[npt.NDArray[np.int64]] = []
     slices: set[tuple[int, int]] = set()
     volume = False
     for record in records[1:]:
         kind = record.get("kind")
         try:
             if kind == "edit":
-                edited.update(_unpack(record["index"]).tolist())
+                edited.append(_unpack(record["index"]))
             elif kind == "reviewed":
                 key = (int(record["axis"]), int(record["slice"]))
                 if record.get("reviewed", True):
@@ -386,7 +386,8 @@ def summarize(path: Path) -> JournalSummary:
         path=path, scan=str(header.get("scan") or ""),
         labels=str(header.get("labels") or ""), created=str(header.get("created") or ""),
         modified=modified.isoformat(timespec="seconds"),
-        edited_voxels=len(edited), reviewed_slices=len(slices), volume_reviewed=volume,
+        edited_voxels=int(np.unique(np.concatenate(edited)).size) if edited else 0,
+        reviewed_slices=len(slices), volume_reviewed=volume,
         identity=ScanIdentity.from_dict(identity) if isinstance(identity, Mapping)
         else None)
 
@@ -430,15 +431,17 @@ def open_journal(path: Path, shape: tuple[int, ...], *, identity: ScanIdentity, 
     (``None`` when there was nothing to ask about)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     candidate: CorrectionJournal | None = None
+    summary: JournalSummary | None = None
     for earlier in [path, *kept_journals(path)]:
         if earlier.exists() and earlier.stat().st_size > 0:
             candidate = CorrectionJournal(earlier, shape, identity=identity)
-            if not candidate.summary().empty:
+            summary = candidate.summary()
+            if not summary.empty:
                 break
             candidate = None
-    if candidate is None:
+    if candidate is None or summary is None:
         return CorrectionJournal(path, shape, scan=scan, identity=identity, labels=labels), None
-    choice = decide(candidate.summary())
+    choice = decide(summary)
     if choice is RestoreChoice.RESTORE:
         if candidate.path != path:
             if path.exists():
