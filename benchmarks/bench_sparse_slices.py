@@ -47,13 +47,13 @@ import torch
 
 from napari_medseg.events import Log, run_to_end
 from napari_medseg.geometry.grid import Grid
+from napari_medseg.geometry.interpolation import interpolate_slices
 from napari_medseg.geometry.resample import resample_to
 from napari_medseg.io import read_scan
 from napari_medseg.metrics import dice
 from napari_medseg.models import create_model
 from napari_medseg.scan import Geometry, LabelMap, Scan
 from napari_medseg.training import LabeledVolume
-from napari_medseg.training.interpolation import interpolate_slices
 from napari_medseg.training.job import train_job
 from napari_medseg.training.plan import LearnOptions
 

@@ -65,3 +65,62 @@ def test_front_ends_read_typed_events_never_the_cores_words() -> None:
                  for n, line in enumerate(path.read_text().splitlines(), start=1)
                  if parsing.search(line)]
     assert offenders == []
+
+
+def test_the_layers_contract_places_every_top_level_module():
+    """A new top-level module must be given a layer, or the contract would not check it."""
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    layers = next(c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers")
+    placed = {name.strip() for layer in layers["layers"] for name in layer.split("|")}
+    assert _top_level_modules() <= placed, "give new top-level modules a layer in pyproject.toml"
+
+
+def test_no_two_modules_import_each_other():
+    """No import cycle between modules, direct or through others (lint-imports checks layers;
+    this checks modules of one layer too)."""
+    import grimp
+
+    graph = grimp.build_graph("napari_medseg")
+    modules = set(graph.modules)
+    imports = {m: {i for i in graph.find_modules_directly_imported_by(m)
+                   if i in modules and i != m and not m.startswith(i + ".")}
+               for m in modules}
+    # Tarjan's strongly connected components, iteratively
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+    for root in sorted(modules):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(imports[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(imports[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    cycles.append(sorted(component))
+    assert cycles == [], f"modules that import each other: {cycles}"

@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 
 from napari_medseg.inference import PredictOptions
+from napari_medseg.inference.records import model_record, prediction_record
 from napari_medseg.provenance import (
     ProvenanceError,
     ProvenanceRecord,
     content_hash,
     file_hash,
-    model_record,
     note_untracked_changes,
-    prediction_record,
     with_edits,
 )
 from napari_medseg.scan import Geometry, LabelMap, Scan

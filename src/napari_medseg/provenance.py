@@ -8,13 +8,14 @@ versions and the time.  Every label file the CLI and the napari writer produce g
 sidecar ``<file name>.provenance.json`` (see :mod:`napari_medseg.io.sidecar`); a DICOM-SEG
 also carries a summary in its own header.  ``napari-medseg info LABELS`` shows it.
 
-Building a record for a prediction::
+Building a record for a prediction (the scan and model parts are read by
+:mod:`napari_medseg.inference.records`, which knows DICOM references and the model catalog)::
 
     record = prediction_record(scans, ["brain-tissue-t1"], options, made_by="my script")
     record = with_edits(record, edited=tracker.edited, reviewed=tracker.reviewed)
 
-Records are immutable; :func:`with_edits` returns a new one.  Nothing here imports torch
-unless a model record is built (reading a checkpoint header needs the models package).
+Records are immutable; :func:`with_edits` returns a new one.  This module sits at the bottom
+of the house: it imports only the scan types and errors.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import datetime
 import hashlib
 import json
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -35,12 +36,10 @@ import numpy.typing as npt
 
 from napari_medseg import __version__
 from napari_medseg.errors import MedsegError
-from napari_medseg.scan import LabelMap, Scan
+from napari_medseg.scan import LabelMap
 
 FORMAT = "napari-medseg provenance"
 FORMAT_VERSION = 1
-#: Fine-tune parents followed at most (a chain longer than this is cut and says so).
-MAX_LINEAGE = 16
 #: Packages whose versions a record lists when installed (read from their metadata: nothing
 #: is imported for it).
 _PACKAGES = ("numpy", "SimpleITK", "nibabel", "scipy", "torch", "monai", "pydicom", "highdicom",
@@ -180,7 +179,7 @@ class ProvenanceRecord:
 
     # ------------------------------------------------------------------ (de)serialising
     def to_dict(self) -> dict[str, Any]:
-        data = _jsonable(dataclasses.asdict(self))
+        data = jsonable(dataclasses.asdict(self))
         return {"format": FORMAT, "format_version": FORMAT_VERSION, **data}
 
     def to_json(self) -> str:
@@ -306,19 +305,19 @@ def _edit_phrase(edits: EditRecord) -> str:
     return ", ".join(parts)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Plain JSON types: tuples to lists, paths to strings, int keys to strings, numpy
     scalars to Python numbers."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, np.generic):
         return value.item()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(dataclasses.asdict(value))
+        return jsonable(dataclasses.asdict(value))
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
@@ -341,97 +340,11 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
-def scan_record(scan: Scan) -> ScanRecord:
-    """A record of ``scan``: its voxels and grid hashed, its DICOM identity if it has one."""
-    from napari_medseg.io.dicom_reference import dicom_reference
-
-    reference = dicom_reference(scan.metadata)
-    dicom = None
-    if reference is not None:
-        dicom = {"folder": str(reference.folder),
-                 "study_instance_uid": reference.study_instance_uid,
-                 "series_instance_uid": reference.series_instance_uid,
-                 "frame_of_reference_uid": reference.frame_of_reference_uid,
-                 "n_slices": reference.n_slices,
-                 "uids_from_file_meta": reference.uids_from_file_meta}
-    return ScanRecord(
-        name=scan.name, source=str(scan.source) if scan.source else None,
-        content_hash=content_hash(scan.array, geometry=scan.geometry),
-        shape=scan.shape, spacing_mm=scan.geometry.spacing, modality=scan.modality,
-        dicom=dicom)
-
-
-def model_record(source: str | Path) -> ModelRecord:
-    """A record of a checkpoint (starter name or file): file hash, spec, training record
-    and its fine-tune parents (followed while they can be found)."""
-    from napari_medseg.inference.catalog import find_checkpoint
-    from napari_medseg.models.checkpoint import read_header
-
-    path = find_checkpoint(source)
-    _, spec = read_header(path)
-    return ModelRecord(
-        name=str(source), file=str(path.resolve()), file_hash=file_hash(path),
-        architecture=spec.architecture, class_names=dict(spec.class_names),
-        training=_jsonable(spec.provenance), lineage=tuple(_lineage(spec.provenance)))
-
-
-def _lineage(training: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The fine-tune parents of a checkpoint, nearest first (``found: False`` where a parent
-    named in the record is not on this machine)."""
-    from napari_medseg.inference.catalog import find_checkpoint
-    from napari_medseg.models.checkpoint import read_header
-
-    chain: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    parent = training.get("parent")
-    while parent and len(chain) < MAX_LINEAGE:
-        entry: dict[str, Any] = {"name": str(parent),
-                                 "date": str(training.get("parent_provenance_date", ""))}
-        try:
-            path = find_checkpoint(str(parent))
-            _, spec = read_header(path)
-        except MedsegError:
-            entry["found"] = False
-            chain.append(entry)
-            break
-        digest = file_hash(path)
-        if digest in seen:
-            entry.update(found=True, file_hash=digest, note="cycle: stopped here")
-            chain.append(entry)
-            break
-        seen.add(digest)
-        training = spec.provenance
-        entry.update(found=True, file=str(path.resolve()), file_hash=digest,
-                     mode=str(training.get("mode", "")), steps=training.get("steps"),
-                     date=str(training.get("date", entry["date"])))
-        chain.append(entry)
-        parent = training.get("parent")
-    else:
-        if parent:
-            chain.append({"name": str(parent), "note": f"chain cut after {MAX_LINEAGE} parents"})
-    return chain
-
-
 def options_record(options: Any) -> dict[str, Any]:
     """A dataclass of options (``PredictOptions``...) as plain JSON data."""
     if dataclasses.is_dataclass(options) and not isinstance(options, type):
-        return dict(_jsonable(dataclasses.asdict(options)))
-    return dict(_jsonable(dict(options or {})))
-
-
-def prediction_record(scans: Sequence[Scan], models: Sequence[str | Path], options: Any, *,
-                      made_by: str, labels: LabelMap | None = None) -> ProvenanceRecord:
-    """The record of a segmentation run: the first scan (whose grid the labels take), the
-    models, the options, the software; ``labels``: the result, whose hash is kept."""
-    return ProvenanceRecord(
-        made_by=made_by, created=now(),
-        result_hash=None if labels is None else content_hash(labels.array),
-        scan=scan_record(scans[0]) if scans else None,
-        models=tuple(model_record(m) for m in models),
-        options=options_record(options), software=software_versions(),
-        notes=tuple(f"input channel {i}: {s.name}, {content_hash(s.array, geometry=s.geometry)}"
-                    for i, s in enumerate(scans) if i),
-    )
+        return dict(jsonable(dataclasses.asdict(options)))
+    return dict(jsonable(dict(options or {})))
 
 
 def note_untracked_changes(record: ProvenanceRecord, labels: LabelMap) -> ProvenanceRecord:

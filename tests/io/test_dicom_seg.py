@@ -16,6 +16,7 @@ import pydicom
 import pytest
 
 from napari_medseg.errors import GeometryMismatchError, OutputExistsError, UnsupportedScanError
+from napari_medseg.inference.records import scan_record
 from napari_medseg.io import (
     list_dicom_series,
     read_dicom_reference,
@@ -33,7 +34,7 @@ from napari_medseg.io.dicom_seg import (
     absent_classes,
     derived_uid,
 )
-from napari_medseg.provenance import ProvenanceRecord, scan_record, with_edits
+from napari_medseg.provenance import ProvenanceRecord, with_edits
 from napari_medseg.scan import Geometry, LabelMap
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"

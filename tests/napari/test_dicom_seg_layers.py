@@ -12,8 +12,9 @@ import pytest
 from napari_medseg._napari.label_records import record_corrections
 from napari_medseg._napari.layers import DICOM_REFERENCE_KEY, PROVENANCE_KEY
 from napari_medseg.errors import OutputExistsError
+from napari_medseg.inference.records import scan_record
 from napari_medseg.io import read_label_file, read_scan, sidecar_path, write_label_map
-from napari_medseg.provenance import ProvenanceRecord, scan_record
+from napari_medseg.provenance import ProvenanceRecord
 from napari_medseg.scan import LabelMap
 from tests.io.seg_helpers import copy_series, foreground_checkpoint
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_medseg.training.interpolation import interpolate_between_slices
+from napari_medseg.geometry.interpolation import interpolate_between_slices
 from napari_medseg.training.journal import (
     CorrectionJournal,
     JournalError,

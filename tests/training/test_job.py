@@ -11,12 +11,12 @@ from torch import nn
 
 from napari_medseg.errors import CheckpointExistsError, TrainingError
 from napari_medseg.events import Log, run_to_end
+from napari_medseg.inference.combine import RULES, TIE
 from napari_medseg.metrics import mean_dice
 from napari_medseg.models import load_checkpoint
 from napari_medseg.scan import Geometry, LabelMap, Scan
 from napari_medseg.training import job as job_module
 from napari_medseg.training import trainer as trainer_module
-from napari_medseg.training.combine import RULES, TIE
 from napari_medseg.training.job import EVERYWHERE, SaveTarget, train_job
 from napari_medseg.training.labeled_volume import LabeledVolume
 from napari_medseg.training.plan import LearnOptions

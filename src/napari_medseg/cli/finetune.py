@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_medseg.cli.options import add_option_flags, options_from_args
-from napari_medseg.cli.train import (
+from napari_medseg.cli.labeled import (
+    KEPT_PARENT,
     add_labeled_arguments,
     check_out,
     check_segment_target,
@@ -27,11 +27,10 @@ from napari_medseg.cli.train import (
     read_volumes,
     report,
 )
+from napari_medseg.cli.options import add_option_flags, options_from_args
 from napari_medseg.errors import MedsegError
 from napari_medseg.provenance import file_hash
 
-#: Exit status of a fine-tune that kept its starting model (nothing written).
-KEPT_PARENT = 3
 #: What a fine-tune keeps from its checkpoint (the network and how it reads a scan).
 _SKIP = ("architecture", "dims", "widths", "context_slices", "normalization", "window",
          "modality", "percentiles", "features", "spacing")

@@ -138,7 +138,6 @@ def run_cohort(args: argparse.Namespace) -> int:
 
     from napari_medseg import distributed
     from napari_medseg.events import run_to_end
-    from napari_medseg.inference import resolve_device
     from napari_medseg.inference.cohort import (
         CohortOptions,
         effective_shard,
@@ -147,6 +146,7 @@ def run_cohort(args: argparse.Namespace) -> int:
         segment_cohort,
     )
     from napari_medseg.inference.segment import PredictorCache
+    from napari_medseg.models.device import resolve_device
 
     if args.input_list is None or args.output_dir is None:
         msg = "a cohort needs both --input-list MANIFEST and --output-dir DIR"

@@ -12,7 +12,8 @@ from napari_medseg.inference.catalog import (
 )
 from napari_medseg.inference.options import PredictOptions
 from napari_medseg.inference.postprocess import PostprocessOptions, postprocess
-from napari_medseg.inference.predictor import InferenceError, Prediction, Predictor, resolve_device
+from napari_medseg.inference.predictor import InferenceError, Prediction, Predictor
+from napari_medseg.models.device import resolve_device
 
 __all__ = [
     "CheckpointNotFoundError",

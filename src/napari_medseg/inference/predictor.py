@@ -41,6 +41,7 @@ from napari_medseg.inference.preprocess import prepare_channels
 from napari_medseg.inference.tiling import SlabAccumulator, Tile, TilePlan
 from napari_medseg.io.limits import MAX_SCAN_BYTES
 from napari_medseg.models import CheckpointSpec, load_checkpoint
+from napari_medseg.models.device import resolve_device
 from napari_medseg.models.scan_annotation import ScanAnnotation
 from napari_medseg.scan import LabelMap, Scan, default_class_names
 
@@ -69,26 +70,6 @@ class Prediction:
     seconds: float
     n_tiles: int
     provenance: ProvenanceRecord | None = None
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``"auto"``: CUDA when present, then Apple MPS, then CPU; otherwise the named device."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        msg = f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps"
-        raise InferenceError(msg) from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        msg = (f"device {name!r} asked for but no CUDA GPU is available; use "
-               f"{setting('device', 'cpu')}")
-        raise InferenceError(msg)
-    return device
 
 
 _OOM_WORDS = ("out of memory", "can't allocate memory", "cannot allocate memory",
@@ -494,8 +475,8 @@ def own_scan_mask(labels: npt.NDArray[Any], scan: Scan, annotation: ScanAnnotati
                   ) -> npt.NDArray[Any] | None:
     """``labels`` combined with the annotation a model was learned from, when ``scan`` is that
     scan (same content hash); ``None`` for any other scan."""
+    from napari_medseg.inference.combine import Annotation, apply_rule
     from napari_medseg.provenance import content_hash
-    from napari_medseg.training.combine import Annotation, apply_rule
 
     if tuple(labels.shape) != annotation.shape or content_hash(
             scan.array, geometry=scan.geometry) != annotation.scan_hash:

@@ -22,8 +22,9 @@ from napari_medseg.errors import MedsegError
 from napari_medseg.events import Job, Progress
 from napari_medseg.inference.options import PredictOptions
 from napari_medseg.inference.predictor import InferenceError, Prediction, Predictor
+from napari_medseg.inference.records import prediction_record
 from napari_medseg.options import option
-from napari_medseg.provenance import ProvenanceRecord, prediction_record, unknown_record
+from napari_medseg.provenance import ProvenanceRecord, unknown_record
 from napari_medseg.scan import LabelMap, Scan
 
 COMBINE = ("mean", "vote")

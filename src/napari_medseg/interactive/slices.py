@@ -2,7 +2,7 @@
 
 A person paints a structure on a few slices.  Every painted voxel is a positive prompt for its
 class, every other voxel of a painted slice a negative one, and the shape interpolated between
-the slices (:func:`napari_medseg.training.interpolation.interpolate_slices`) is the previous
+the slices (:func:`napari_medseg.geometry.interpolation.interpolate_slices`) is the previous
 object the engine refines to the image's edges (:func:`napari_medseg.interactive.engine.segment`);
 beyond the first and last painted slices the object goes on only where the image carries it,
 pulled back by the engine's distance prior.
@@ -42,7 +42,7 @@ def interpolated(labels: npt.NDArray[np.integer], labeled: npt.NDArray[np.bool_]
                  slices: Sequence[int], axis: int, spacing: Sequence[float]
                  ) -> npt.NDArray[np.integer]:
     """Shape-based interpolation between the painted ``slices`` (zero elsewhere)."""
-    from napari_medseg.training.interpolation import interpolate_slices
+    from napari_medseg.geometry.interpolation import interpolate_slices
 
     values = np.where(labeled, labels, 0)  # (one slice: that slice alone)
     return interpolate_slices(values, slices, axis, spacing=tuple(spacing))

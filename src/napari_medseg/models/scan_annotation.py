@@ -2,7 +2,7 @@
 
 A model learned from a few slices of one scan is, first of all, *that scan's* model: the
 train job builds the scan's mask from the network and the annotation by the rule that scored
-best on a held-back slice (:mod:`napari_medseg.training.combine`).  So that ``napari-medseg
+best on a held-back slice (:mod:`napari_medseg.inference.combine`).  So that ``napari-medseg
 predict`` on that very scan gives the same mask, and not the network's look-alikes far from
 the structure, the checkpoint keeps the annotated slices (their labels, zlib-compressed),
 the rule and a content hash of the scan.  The predictor applies them only to a scan with the
@@ -28,7 +28,7 @@ from napari_medseg.errors import CheckpointError
 
 #: Largest annotation kept, uncompressed (bytes): a few slices of a clinical matrix fit.
 MAX_BYTES = 64 * 2**20
-#: The mask rules of :mod:`napari_medseg.training.combine` (which imports them from here),
+#: The mask rules of :mod:`napari_medseg.inference.combine` (which imports them from here),
 #: simplest first: a tie goes to the earlier one.
 RULES = ("connected", "network", "connected+interpolation", "interpolation")
 

@@ -37,6 +37,13 @@ import torch
 from napari_medseg.errors import TrainingError
 from napari_medseg.events import Job, Log, PlanReady, Progress, Stage
 from napari_medseg.inference.catalog import find_checkpoint
+from napari_medseg.inference.combine import (
+    DESCRIPTIONS,
+    Annotation,
+    RuleChoice,
+    apply_rule,
+    choose_rule,
+)
 from napari_medseg.inference.fit import describe_training_data
 from napari_medseg.inference.options import PredictOptions
 from napari_medseg.inference.predictor import Predictor
@@ -46,13 +53,6 @@ from napari_medseg.models.scan_annotation import ScanAnnotation
 from napari_medseg.provenance import content_hash
 from napari_medseg.scan import LabelMap
 from napari_medseg.training.annotation import ValidationPlan, describe_annotation
-from napari_medseg.training.combine import (
-    DESCRIPTIONS,
-    Annotation,
-    RuleChoice,
-    apply_rule,
-    choose_rule,
-)
 from napari_medseg.training.labeled_volume import LabeledVolume
 from napari_medseg.training.plan import LearnOptions, TrainingPlan, plan_training
 from napari_medseg.training.resume import RunCheckpoints

@@ -34,8 +34,8 @@ import torch
 from napari_medseg import distributed
 from napari_medseg.errors import TrainingError
 from napari_medseg.events import Job, Log
-from napari_medseg.inference.predictor import resolve_device
 from napari_medseg.models import CheckpointSpec, IntensityContract, create_model
+from napari_medseg.models.device import resolve_device
 from napari_medseg.models.registry import available_models, default_options, model_names
 from napari_medseg.options import option
 from napari_medseg.training.annotation import AnnotationLayout, describe_annotation

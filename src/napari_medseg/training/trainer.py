@@ -47,15 +47,15 @@ from napari_medseg import distributed
 from napari_medseg.errors import TrainingError
 from napari_medseg.events import Job, Log, ProgressClock, Stage
 from napari_medseg.inference.catalog import find_checkpoint
-from napari_medseg.inference.predictor import resolve_device
+from napari_medseg.inference.combine import held_back_dice
 from napari_medseg.models import CheckpointSpec, create_model, load_checkpoint
+from napari_medseg.models.device import resolve_device
 from napari_medseg.training.annotation import (
     ValidationPlan,
     describe_annotation,
     plan_validation,
 )
 from napari_medseg.training.augment import augment
-from napari_medseg.training.combine import held_back_dice
 from napari_medseg.training.freeze import freeze_encoder
 from napari_medseg.training.labeled_volume import (
     LabeledVolume,

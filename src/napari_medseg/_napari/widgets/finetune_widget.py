@@ -44,8 +44,8 @@ from napari_medseg._napari.notify import report, warn
 from napari_medseg._napari.options_form import option_controls, options_from_controls
 from napari_medseg.errors import MedsegError
 from napari_medseg.events import Event, Log, PlanReady, Progress, Stage
+from napari_medseg.geometry.interpolation import interpolate_between_slices
 from napari_medseg.inference import user_models_dir
-from napari_medseg.training.interpolation import interpolate_between_slices
 from napari_medseg.training.journal import (
     JournalSummary,
     RestoreChoice,

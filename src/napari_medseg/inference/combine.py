@@ -33,8 +33,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from napari_medseg.geometry.interpolation import interpolate_slices, interpolation_range
 from napari_medseg.models.scan_annotation import RULES
-from napari_medseg.training.interpolation import interpolate_slices, interpolation_range
 
 # RULES (in the order ties are broken) is defined beside the checkpoint record that stores a
 # rule, models.scan_annotation, so that the two cannot drift apart.

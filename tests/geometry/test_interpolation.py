@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_medseg.training.interpolation import (
+from napari_medseg.geometry.interpolation import (
     interpolate_between_slices,
     interpolate_slices,
     interpolation_range,

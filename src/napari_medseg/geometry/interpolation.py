@@ -80,7 +80,7 @@ def interpolate_slices(labels: npt.NDArray[Any], slices: Sequence[int], axis: in
     ``axis``) are interpolated from them; slices outside the first..last range are zero.
 
     The person's ``slices`` are kept as they are; this is the no-learning baseline a trained
-    model must beat, and what :mod:`napari_medseg.training.combine` may merge with it.
+    model must beat, and what :mod:`napari_medseg.inference.combine` may merge with it.
     """
     ordered = sorted({int(s) for s in slices})
     out = np.zeros_like(labels)

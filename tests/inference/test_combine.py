@@ -1,5 +1,5 @@
 """The rules that combine a network's labels with the person's annotation, and the choice
-among them on held-back voxels: :mod:`napari_medseg.training.combine`."""
+among them on held-back voxels: :mod:`napari_medseg.inference.combine`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_medseg.training.combine import (
+from napari_medseg.inference.combine import (
     DESCRIPTIONS,
     RULES,
     TIE,
