@@ -67,6 +67,17 @@ def test_front_ends_read_typed_events_never_the_cores_words() -> None:
     assert offenders == []
 
 
+def test_no_front_end_runs_the_fit_check_itself() -> None:
+    """The fit check runs in the segment and cohort jobs only, so the CLI, the Segment tab and
+    cohorts check alike (a front end reads ``FitFinding`` events and ``Prediction.fit``)."""
+    src = Path(__file__).resolve().parents[1] / "src" / "napari_medseg"
+    offenders = [f"{path.relative_to(src)}:{n}" for folder in ("_napari", "cli")
+                 for path in sorted((src / folder).rglob("*.py"))
+                 for n, line in enumerate(path.read_text().splitlines(), start=1)
+                 if any(name in line for name in ("check_model(", "check_fit(", "fit_job("))]
+    assert offenders == []
+
+
 def test_the_layers_contract_places_every_top_level_module():
     """A new top-level module must be given a layer, or the contract would not check it."""
     config = tomllib.loads((REPO / "pyproject.toml").read_text())

@@ -63,9 +63,22 @@ class Log:
 
 @dataclass(frozen=True)
 class PlanReady(Log):
-    """The plan a training job chose (``summary`` for a plan line; ``message`` for a log)."""
+    """The plan a training job chose (``summary`` for a plan line; ``message`` for a log);
+    ``train_s`` and ``segment_s`` are its estimated seconds of training and of segmenting the
+    scan after the training (what a time left adds once the training steps are done)."""
 
     summary: str = ""
+    train_s: float = 0.0
+    segment_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class FitFinding(Log):
+    """One way a scan differs from what a model was trained on (the fit check's finding:
+    ``rule`` names it, ``level`` is ``"info"`` or ``"warning"``, ``message`` says what to do)."""
+
+    rule: str = ""
+    model: str = ""
 
 
 Event = Progress | Log

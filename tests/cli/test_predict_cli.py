@@ -95,7 +95,7 @@ def test_predict_warns_when_the_model_does_not_fit_and_strict_refuses(
     assert main([*common, "--output", str(out), "--strict"]) == 1
     err = capsys.readouterr().err
     assert "warning: [other-modality] brain1_crop is MR" in err
-    assert "error: --strict: tiny does not fit brain1_crop (other-modality, spacing)" in err
+    assert "error: strict: tiny does not fit brain1_crop (other-modality, spacing)" in err
     assert not out.exists()  # refused before any work
     # without --strict the person may insist: it runs, the warning stays on stderr
     assert main([*common, "--output", str(out)]) == 0
@@ -119,11 +119,34 @@ def test_strict_runs_a_model_that_fits_and_modality_overrides_the_guess(
     assert "MR (given by the caller) but tiny was trained on CT" in capsys.readouterr().err
 
 
-def test_a_cohort_refuses_strict_rather_than_ignoring_it(shared_data, checkpoint, tmp_path,
-                                                         capsys):
+def test_one_scan_and_a_cohort_are_fit_checked_alike(shared_data, checkpoint, tmp_path,
+                                                     capsys):
+    """The same fit check runs inside the segment job and the cohort job: an MR scan given to
+    a CT model warns in both; with --strict the one scan is refused and the cohort's case
+    fails with the same reason, while a case that fits is segmented."""
+    mr = _crop(shared_data / "mri_lesion" / "brain1_image.nrrd", tmp_path)
+    ct = _crop(shared_data / "ct_abdomen" / "example_ct_sm.nii.gz", tmp_path)
+    common = ["--model", str(checkpoint), "--device", "cpu", "--tile", "16", "32", "32",
+              "--quiet"]
+    assert main(["predict", *common, "--input", str(mr), "--output",
+                 str(tmp_path / "one.nii.gz"), "--strict"]) == 1
+    one = capsys.readouterr().err
     manifest = tmp_path / "cases.txt"
-    manifest.write_text(str(shared_data / "ct_abdomen" / "example_ct_sm.nii.gz") + "\n")
-    assert main(["predict", "--model", str(checkpoint), "--input-list", str(manifest),
-                 "--output-dir", str(tmp_path / "out"), "--strict"]) == 1
-    assert "cohorts are not fit-checked yet" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
+    manifest.write_text(f"{mr}\n{ct}\n")
+    out = tmp_path / "out"
+    assert main(["predict", *common, "--input-list", str(manifest), "--output-dir", str(out),
+                 "--strict"]) == 1
+    cohort = capsys.readouterr().err
+    refusal = "strict: tiny does not fit brain1_crop (other-modality, spacing)"
+    assert refusal in one
+    assert refusal in cohort
+    summary = json.loads((out / "summary.json").read_text())
+    status = {c["case_id"]: c["status"] for c in summary["cases"]}
+    assert status == {"brain1_crop": "failed", "example_crop": "done"}
+    # without --strict the cohort segments both and records the warning with the case
+    assert main(["predict", *common, "--input-list", str(manifest), "--output-dir",
+                 str(tmp_path / "lenient")]) == 0
+    assert "brain1_crop: tiny: [other-modality]" in capsys.readouterr().err
+    cases = json.loads((tmp_path / "lenient" / "summary.json").read_text())["cases"]
+    warned = {c["case_id"]: bool(c["fit_warnings"]) for c in cases}
+    assert warned == {"brain1_crop": True, "example_crop": False}

@@ -144,6 +144,15 @@ def test_a_model_that_does_not_fit_the_scan_says_so(make_napari_viewer, qtbot, c
     assert fit["fits"] is False
     assert "other-modality" in {f["rule"] for f in fit["findings"] if f["severity"] == "warning"}
     assert "does not fit this scan (other-modality" in widget.status.value
+    # with "strict" on, the segment job (the same as the CLI's --strict) refuses before any
+    # work: no layer is added and the status says why
+    widget.predict_controls["strict"].value = True
+    before = len(viewer.layers)
+    widget.segment()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=120_000)
+    assert len(viewer.layers) == before
+    assert "strict: tiny does not fit" in widget.status.value
+    widget.predict_controls["strict"].value = False
     # the same model on a CT scan fits: nothing is said
     ct = viewer.open_sample("napari-medseg", "ct_abdomen")[0]
     widget.images.value = [ct]

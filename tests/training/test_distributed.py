@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -23,9 +24,10 @@ from napari_medseg.events import Log, Progress, run_to_end
 from napari_medseg.inference import PredictOptions, Predictor
 from napari_medseg.io import read_label_map, read_scan, write_label_map, write_scan
 from napari_medseg.metrics import mean_dice
-from napari_medseg.models import CheckpointSpec, IntensityContract, load_checkpoint
+from napari_medseg.models import CheckpointSpec, IntensityContract, create_model, load_checkpoint
 from napari_medseg.scan import Geometry, LabelMap, Scan
 from napari_medseg.training import AugmentOptions, LabeledVolume, Trainer, TrainOptions
+from napari_medseg.training.loop_state import LoopState, Phase
 from napari_medseg.training.resume import RunCheckpoints
 from napari_medseg.training.trainer import _per_rank_batch
 
@@ -169,7 +171,7 @@ def test_a_resumed_run_continues_from_the_saved_step_as_if_never_stopped(
             job.close()
     assert [p.name for p in folder.iterdir()] == ["step-000006"]  # only the newest is kept
     record = json.loads((folder / "step-000006" / "state.json").read_text())
-    assert record["step"] == 6
+    assert record["loop"]["step"] == 6
     assert record["scheduler"]["last_epoch"] == 6
     tensors = load_file(str(folder / "step-000006" / "state.safetensors"))
     assert any(k.startswith("optimizer.") and k.endswith(".exp_avg") for k in tensors)
@@ -252,36 +254,74 @@ def test_two_process_training_killed_resumed_matches_one_process(
     assert abs(dice_single - dice_ddp) < 0.15, (dice_single, dice_ddp)
 
 
-def test_a_run_resumed_during_fold_in_keeps_its_schedule(bone, tmp_path,
-                                                         restore_threads) -> None:
-    """Killed after the held-back voxels were given back (fold-in), resumed: the same steps,
-    losses and weights as a run never stopped (the fold-in step is part of the saved state)."""
+@pytest.mark.parametrize(("phase", "mode", "extra"), [
+    (Phase.PLAIN, "train", {"validation": "none"}),
+    (Phase.PLAIN, "finetune", {"validation": "none"}),
+    (Phase.VALIDATE, "train", {}),
+    (Phase.FOLD_IN, "train", {}),
+])
+def test_a_run_killed_in_any_phase_resumes_to_the_same_result(
+        bone, tmp_path, restore_threads, phase, mode, extra) -> None:
+    """Killed while in ``phase`` (with a checkpoint every step), resumed: the same steps,
+    losses, validations, best step, fold-in, verdict and weights as a run never stopped; the
+    saved record is the loop's whole state (``LoopState``), phase included."""
     scan = read_scan(bone / "ct.nii.gz")
     labels = read_label_map(bone / "bone.nii.gz", like=scan)
     labeled = np.zeros(scan.shape, bool)
     labeled[::3] = True  # every third slice annotated: a slice is held back to validate
     volume = LabeledVolume([scan], labels, labeled=labeled)
-    options = _options(steps=12, fold_in=0.5, validate_every=2)
-    uninterrupted = run_to_end(Trainer.from_scratch(_bone_spec(), [volume], options).job())
-    folded = [h["step"] for h in uninterrupted.history if "val_dice" not in h]
-    assert folded, "the run never reached its fold-in"
+    options = _options(steps=12, fold_in=0.5, validate_every=2, **extra)
 
+    def trainer(checkpoints: RunCheckpoints | None = None) -> Trainer:
+        if mode == "train":
+            return Trainer.from_scratch(_bone_spec(), [volume], options, checkpoints=checkpoints)
+        torch.manual_seed(0)  # the "starting model" of a fine-tune: the same weights each time
+        model = create_model(_bone_spec().architecture, spatial_dims=3, in_channels=1,
+                             out_channels=2, **_bone_spec().options)
+        return Trainer(model, _bone_spec(), [volume], options, mode="finetune",
+                       checkpoints=checkpoints)
+
+    uninterrupted = run_to_end(trainer().job())
     folder = tmp_path / "run.checkpoints"
-    job = Trainer.from_scratch(_bone_spec(), [volume], options,
-                               checkpoints=RunCheckpoints(folder=folder, every=1)).job()
+    first = trainer(RunCheckpoints(folder=folder, every=1))
+    job = first.job()
     kill_at = None
     for event in job:
-        if isinstance(event, Progress) and event.fold_in:
+        if isinstance(event, Progress) and event.done > 1 and first.loop.phase is phase:
             kill_at = event.done
             job.close()
-    assert kill_at is not None
+    assert kill_at is not None, f"the run never reached {phase}"
     record = json.loads((folder / f"step-{kill_at:06d}" / "state.json").read_text())
-    assert record["fold_in_step"] > 0
+    assert record["loop"]["phase"] == phase.value
+    assert record["loop"]["step"] == kill_at
 
-    resumed = run_to_end(Trainer.from_scratch(
-        _bone_spec(), [volume], options,
-        checkpoints=RunCheckpoints(folder=folder, every=1, resume=True)).job())
+    again = trainer(RunCheckpoints(folder=folder, every=1, resume=True))
+    resumed = run_to_end(again.job())
     assert resumed.steps_done == uninterrupted.steps_done
-    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in uninterrupted.history]
+    assert resumed.fold_in_step == uninterrupted.fold_in_step
+    assert resumed.best_step == uninterrupted.best_step
+    assert [(h["loss"], h.get("val_dice")) for h in resumed.history] == [
+        (h["loss"], h.get("val_dice")) for h in uninterrupted.history]
+    assert resumed.verdict == uninterrupted.verdict
     for key, value in uninterrupted.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
+    if uninterrupted.validated_state is not None:
+        for key, value in uninterrupted.validated_state.items():
+            torch.testing.assert_close(resumed.validated_state[key], value, rtol=0, atol=0)
+
+
+def test_the_loop_record_round_trips_through_json() -> None:
+    loop = LoopState(phase=Phase.FOLD_IN, step=7, end_step=12, best_dice=0.8, best_step=4,
+                     bad_validations=1, fold_in_step=6, stopped_early=True,
+                     best_per_class={1: 0.8}, initial_fit={1: float("nan")},
+                     history=[{"step": 1.0, "loss": 0.5, "val_dice": float("nan")}])
+    back = LoopState.from_json(json.loads(json.dumps(loop.to_json())))
+    assert back.phase is Phase.FOLD_IN
+    assert math.isnan(back.initial_dice)
+    assert math.isnan(back.initial_fit[1])
+    assert math.isnan(back.history[0]["val_dice"])
+    back.initial_fit[1], back.history[0]["val_dice"] = 0.0, 0.0
+    loop.initial_fit[1], loop.history[0]["val_dice"] = 0.0, 0.0
+    back.initial_dice = loop.initial_dice = 0.0
+    assert back == loop
+

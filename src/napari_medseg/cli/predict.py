@@ -9,8 +9,9 @@ every label map gets its provenance record beside it (``LABELS.provenance.json``
 
 Several ``--input`` are the channels of a multi-modal model (on one grid); several
 ``--model`` form an ensemble.  The output has the first input's geometry.  Before running,
-the fit check (:mod:`napari_medseg.inference.fit`) compares the scan with what each model
-was trained on and prints its findings on stderr; ``--strict`` refuses to run on a warning.
+the segment job's fit check (:mod:`napari_medseg.inference.fit`) compares the scan with what
+each model was trained on and its findings go to stderr; ``--strict`` refuses to run on a
+warning (for a cohort: fails the cases that do not fit).
 
 A cohort: ``--input-list MANIFEST --output-dir DIR`` (a CSV/JSON/text manifest or a folder of
 scans, see :mod:`napari_medseg.inference.cohort`) segments every case with the model loaded
@@ -62,8 +63,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--series", help="DICOM series (index or UID) when a folder has several")
     p.add_argument("--modality", choices=MODALITIES,
                    help="the scans' modality, when headers and intensities do not tell it")
-    p.add_argument("--strict", action="store_true",
-                   help="refuse to run when the fit check warns (other modality, ...)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
@@ -80,7 +79,6 @@ def segment_options(args: argparse.Namespace, **fixed: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     from napari_medseg import distributed
     from napari_medseg.events import run_to_end
-    from napari_medseg.inference.fit import check_model
     from napari_medseg.inference.segment import segment_job
     from napari_medseg.io import read_scan, write_label_map, write_probabilities
     from napari_medseg.io.write import PROBABILITY_SUFFIXES, check_label_target
@@ -109,11 +107,6 @@ def run(args: argparse.Namespace) -> int:
     options = segment_options(args)
     scans = [read_scan(path, series=args.series, modality=args.modality) for path in args.input]
     check_label_target(args.output, overwrite=args.overwrite, reference=scans[0])  # .dcm: DICOM
-    for report in [check_model(model, scans) for model in args.model]:  # before any work
-        for line in report.lines():
-            print(f"napari-medseg predict: {line}", file=sys.stderr)
-        if args.strict and report.warnings:
-            raise MedsegError(report.refusal("--strict"))
     result = run_to_end(segment_job(scans, options, made_by="napari-medseg predict"),
                         TerminalProgress(quiet=args.quiet))
     write_label_map(result.labels, args.output, overwrite=args.overwrite, reference=scans[0],
@@ -154,9 +147,9 @@ def run_cohort(args: argparse.Namespace) -> int:
     if args.input or args.output or args.probabilities:
         msg = "--input/--output/--probabilities are for one scan; a cohort takes --input-list"
         raise MedsegError(msg)
-    if args.strict or args.modality:
-        msg = ("--strict and --modality apply to one scan (--input); cohorts are not "
-               "fit-checked yet: check a case first with --input CASE --strict")
+    if args.modality:
+        msg = ("--modality applies to one scan (--input); a cohort's scans are read with "
+               "their own headers")
         raise MedsegError(msg)
     cases = read_manifest(args.input_list)
     if args.input_list.resolve() == args.output_dir.resolve():
@@ -169,10 +162,11 @@ def run_cohort(args: argparse.Namespace) -> int:
         if threads:
             torch.set_num_threads(threads)
         device = str(distributed.device_for_rank(resolve_device(args.device), ctx))
+        segment = segment_options(args, device=device)
         options = CohortOptions(output_dir=args.output_dir, suffix=args.output_format,
                                 overwrite=args.overwrite, series=args.series,
-                                shard=effective_shard(shard, ctx))
-        segment = segment_options(args, device=device)
+                                shard=effective_shard(shard, ctx), models=segment.models,
+                                strict=segment.strict)
         predictor = PredictorCache().get(segment)
         report = run_to_end(segment_cohort(predictor, cases, segment.predict, options),
                             TerminalProgress(quiet=args.quiet))

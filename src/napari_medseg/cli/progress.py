@@ -5,14 +5,16 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from napari_medseg.events import Event, Log, Progress
+from napari_medseg.events import Event, FitFinding, Log, Progress
 
 
 class TerminalProgress:
     """An ``on_event`` callback for :func:`napari_medseg.events.run_to_end`.
 
     On a terminal it redraws ``stage [#####-----] done/total ETA``; when stderr is not a TTY
-    (a pipe, a cluster log) it prints only :class:`Log` lines. ``quiet`` silences both.
+    (a pipe, a cluster log) it prints only :class:`Log` lines. ``quiet`` silences both, but
+    not the fit check's findings (:class:`FitFinding`): whether a model fits the scan is
+    never progress.
     """
 
     def __init__(self, *, quiet: bool = False, stream: TextIO | None = None) -> None:
@@ -22,6 +24,10 @@ class TerminalProgress:
         self._open = False
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, FitFinding):
+            self._newline()
+            print(f"{event.level}: [{event.rule}] {event.message}", file=self.stream)
+            return
         if self.quiet:
             return
         if isinstance(event, Log):

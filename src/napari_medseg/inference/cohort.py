@@ -41,7 +41,8 @@ from typing import Any
 
 from napari_medseg import distributed
 from napari_medseg.errors import MedsegError, OutputExistsError
-from napari_medseg.events import Job, Log, ProgressClock, run_to_end
+from napari_medseg.events import FitFinding, Job, Log, ProgressClock, run_to_end
+from napari_medseg.inference.fit import fit_job
 from napari_medseg.inference.options import PredictOptions
 from napari_medseg.inference.predictor import Predictor
 from napari_medseg.io import read_scan, write_label_map
@@ -77,7 +78,9 @@ class CohortOptions:
     ``suffix``: output format (``.nii.gz``, ``.nrrd``, ``.mha``...); ``overwrite``: segment
     cases whose output exists instead of skipping them; ``series``: DICOM series to read
     when a folder holds several; ``shard``: ``(i, n)``, this process takes cases ``k`` with
-    ``k % n == i``.
+    ``k % n == i``; ``models``: the checkpoints whose fit is checked on every case (as
+    :func:`~napari_medseg.inference.segment.segment_job` does for one scan), ``strict``: a
+    case a model does not fit fails instead of being segmented.
     """
 
     output_dir: Path
@@ -85,6 +88,8 @@ class CohortOptions:
     overwrite: bool = False
     series: str | None = None
     shard: tuple[int, int] = (0, 1)
+    models: tuple[str, ...] = ()
+    strict: bool = False
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
@@ -110,6 +115,8 @@ class CaseResult:
     shape: list[int] = field(default_factory=list)
     voxels: int = 0
     error: str = ""
+    #: the fit check's warnings on this case ("model: [rule] message")
+    fit_warnings: list[str] = field(default_factory=list)
     shard: str = "0/1"
     host: str = ""
     device: str = ""
@@ -339,6 +346,9 @@ def segment_cohort(predictor: Predictor, cases: Sequence[Case], predict: Predict
                 scans = reading.result()
                 result.shape = list(scans[0].shape)
                 result.voxels = math.prod(scans[0].shape)
+                fit = fit_job(options.models, scans, strict=options.strict, suggest=False)
+                result.fit_warnings = [f"{r.model}: [{w.rule}] {w.message}"
+                                       for r in run_to_end(fit) for w in r.warnings]
                 prediction = run_to_end(predictor.predict_job(scans, predict))
                 del scans
                 result.device = prediction.device
@@ -357,6 +367,8 @@ def segment_cohort(predictor: Predictor, cases: Sequence[Case], predict: Predict
                 yield Log(f"{case.case_id}: failed: {result.error}", level="warning")
             elif result.status == "done":
                 yield Log(f"{case.case_id}: wrote {result.output} ({result.seconds:.1f} s)")
+            for warning in result.fit_warnings:
+                yield FitFinding(f"{case.case_id}: {warning}", level="warning", rule="cohort")
             yield clock.event(len(results), f"{case.case_id}: {result.status}")
     results.sort(key=lambda r: r.index)
     return _finish(results, options, context, started, time.time())

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from napari_medseg.errors import MedsegError
+from napari_medseg.events import FitFinding, Job
 from napari_medseg.inference.body_region import (
     _sample,
     body_region,
@@ -205,7 +206,7 @@ class FitReport:
         return [f.line() for f in self.findings] + (
             [f"suggestion: {self.suggestion}"] if self.suggestion else [])
 
-    def refusal(self, flag: str = "--strict") -> str:
+    def refusal(self, flag: str = "strict") -> str:
         """The error message when ``flag`` refuses to run with warnings."""
         rules = ", ".join(sorted({f.rule for f in self.warnings}))
         return (f"{flag}: {self.model} does not fit {self.scan} ({rules}): "
@@ -492,3 +493,31 @@ def suggest_model(scans: Scan | Sequence[Scan], entries: list[CheckpointEntry] |
                           f"not fit well either ({rules}): {_TRAIN_HINT}")
     return Suggestion(entry, report, f"{entry.name} was trained on {modality} scans like this "
                                      "one: use it instead")
+
+
+class FitError(MedsegError):
+    """A strict run refused a model that does not fit the scan (the message says why)."""
+
+
+def fit_job(models: Sequence[str | Path], scans: Scan | Sequence[Scan], *,
+            strict: bool = False, suggest: bool = True, scan_name: str | None = None
+            ) -> Job[list[FitReport]]:
+    """The fit check of every model on ``scans``, as a job: a :class:`FitFinding` event per
+    finding (and one, ``rule="suggestion"``, naming a better model), the reports as its result; with
+    ``strict`` a model with a warning raises :class:`FitError` before any work.
+
+    Every front end meets it through :func:`~napari_medseg.inference.segment.segment_job`
+    (and the cohort job), so the CLI, the Segment tab and cohorts check alike.
+    """
+    reports = []
+    for model in models:
+        report = check_model(model, scans, suggest=suggest, scan_name=scan_name)
+        for finding in report.findings:
+            yield FitFinding(finding.message, level=finding.severity, rule=finding.rule,
+                             model=report.model)
+        if report.suggestion and not report.fits:
+            yield FitFinding(report.suggestion, rule="suggestion", model=report.model)
+        if strict and report.warnings:
+            raise FitError(report.refusal("strict"))
+        reports.append(report)
+    return reports

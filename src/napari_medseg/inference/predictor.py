@@ -70,6 +70,8 @@ class Prediction:
     seconds: float
     n_tiles: int
     provenance: ProvenanceRecord | None = None
+    #: the fit check of each model on the scan (:class:`~napari_medseg.inference.fit.FitReport`)
+    fit: list[Any] = dataclasses.field(default_factory=list)
 
 
 _OOM_WORDS = ("out of memory", "can't allocate memory", "cannot allocate memory",

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from napari_medseg.errors import MedsegError
 from napari_medseg.events import Job, Progress
+from napari_medseg.inference.fit import fit_job
 from napari_medseg.inference.options import PredictOptions
 from napari_medseg.inference.predictor import InferenceError, Prediction, Predictor
 from napari_medseg.inference.records import prediction_record
@@ -41,6 +42,8 @@ class SegmentOptions:
         dims, input channels and classes).
     combine
         How ensemble members are combined: ``"mean"`` of probabilities or ``"vote"``.
+    strict
+        Refuse (:class:`~napari_medseg.inference.fit.FitError`) when the fit check warns.
     predict
         How the windows run (tile, overlap, TTA, device, clean-up...).
     """
@@ -48,6 +51,8 @@ class SegmentOptions:
     models: tuple[str, ...]
     combine: str = option("mean", choices=COMBINE, gui=False,
                           help="how ensemble members are combined")
+    strict: bool = option(False, help="refuse to run when the model does not fit the scan "
+                                      "(another modality or body part, ...)")
     predict: PredictOptions = field(default_factory=PredictOptions)
 
     def __post_init__(self) -> None:
@@ -109,14 +114,19 @@ def segment_job(scans: Scan | Sequence[Scan], options: SegmentOptions, *,
     """Load the model(s) (or take them from ``cache``) and segment ``scans`` (one per input
     channel, on one grid); a generator job.
 
-    Yields a ``"load model"`` :class:`Progress`, then the engine's progress per batch of
-    windows (see :meth:`Predictor.predict_job`); returns the :class:`Prediction` (labels on
-    the first scan's grid), with its provenance record (:func:`segment_record`) when
-    ``made_by`` names who ran it.  Closing it between two events leaves nothing behind.
+    First the fit check of every model on the scans (:func:`~napari_medseg.inference.fit.fit_job`:
+    a :class:`~napari_medseg.events.FitFinding` per finding; ``options.strict`` refuses a
+    model that does not fit, before any work).  Yields a ``"load model"`` :class:`Progress`,
+    then the engine's progress per batch of windows (see :meth:`Predictor.predict_job`);
+    returns the :class:`Prediction` (labels on the first scan's grid) with the fit reports
+    (``prediction.fit``) and its provenance record (:func:`segment_record`) when ``made_by``
+    names who ran it.  Closing it between two events leaves nothing behind.
     """
+    reports = yield from fit_job(options.models, scans, strict=options.strict)
     yield Progress(stage="load model", done=0, total=1, message="loading the model")
     predictor = (cache or PredictorCache()).get(options)
     prediction = yield from predictor.predict_job(scans, options.predict)
+    prediction.fit = reports
     if made_by is not None:
         prediction.provenance = segment_record(scans, options, prediction.labels,
                                                made_by=made_by)

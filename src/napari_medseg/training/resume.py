@@ -5,9 +5,10 @@
 
 * ``state.safetensors``: the current and the best weights, the optimiser's tensors (AdamW
   moments and step counts) and each rank's torch random states (``uint8`` tensors);
-* ``state.json``: the step, the optimiser's hyper-parameters and scalar state, the scheduler's
-  state, best Dice and its step, the loss history, each rank's numpy random state, and the
-  run's *identity* (model spec, training options, hashes of the data).
+* ``state.json``: the loop's record (:class:`~napari_medseg.training.loop_state.LoopState`:
+  phase, step, best Dice and its step, the loss history...), the optimiser's
+  hyper-parameters and scalar state, the scheduler's state, each rank's numpy random state, and
+  the run's *identity* (model spec, training options, hashes of the data).
 
 Nothing is pickled.  A step folder is written under a temporary name beside its final one and
 renamed into place, so a crash leaves the previous checkpoint or the new one, complete; older
@@ -20,7 +21,6 @@ earlier run is overwritten by accident.
 from __future__ import annotations
 
 import json
-import math
 import re
 import shutil
 import tempfile
@@ -33,10 +33,11 @@ from safetensors.torch import load_file, save_file
 
 from napari_medseg.errors import TrainingError
 from napari_medseg.models import CheckpointSpec
+from napari_medseg.training.loop_state import LoopState
 from napari_medseg.training.options import TrainOptions
 
 FORMAT = "napari-medseg-train-state"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the loop's record (LoopState) as one "loop" entry
 _STEP_FOLDER = re.compile(r"^step-(\d{6,})$")
 #: Options that may change between a run and its resumption (where it runs, not what).
 _FREE_OPTIONS = ("device", "threads")
@@ -53,21 +54,22 @@ class RandomState:
 
 @dataclass
 class TrainState:
-    """Everything a run needs to continue after ``step`` as if it had never stopped."""
+    """Everything a run needs to continue after ``loop.step`` as if it had never stopped: the
+    loop's record (:class:`LoopState`: phase, best Dice, history...), the weights, the
+    optimiser and scheduler, the run's identity and each rank's random streams."""
 
-    step: int
+    loop: LoopState
     model: dict[str, torch.Tensor]
     optimizer: dict[str, Any]
     scheduler: dict[str, Any]
     identity: dict[str, Any]
+    #: the best weights so far (during the fold-in: the best validated ones)
     best: dict[str, torch.Tensor] | None = None
-    best_dice: float = float("nan")
-    best_step: int = 0
-    initial_dice: float = float("nan")
-    bad_validations: int = 0
-    fold_in_step: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)
     random: list[RandomState] = field(default_factory=list)
+
+    @property
+    def step(self) -> int:
+        return self.loop.step
 
 
 def run_identity(spec: CheckpointSpec, options: TrainOptions, provenance: dict[str, Any]
@@ -206,18 +208,15 @@ class RunCheckpoints:
             msg = (f"{latest}/state.json is not a napari-medseg training state this version "
                    f"reads (format {record.get('format')!r} v{record.get('format_version')})")
             raise TrainingError(msg)
+        if int(record.get("format_version", 0)) < FORMAT_VERSION:
+            msg = (f"{latest} was written by an older napari-medseg (training state format "
+                   f"{record.get('format_version')}) that did not keep the loop's whole record; "
+                   f"it cannot be resumed exactly: delete {self.folder} and start the run again")
+            raise TrainingError(msg)
         return _decode(record, tensors)
 
 
 # ---------------------------------------------------------------------- encoding
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def _nan_if_none(value: float | None) -> float:
-    return float("nan") if value is None else float(value)
-
-
 def _encode(state: TrainState) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     def tensor(t: torch.Tensor) -> torch.Tensor:
         return t.detach().to("cpu").contiguous().clone()
@@ -240,17 +239,11 @@ def _encode(state: TrainState) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
     record = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "step": state.step,
         "identity": state.identity,
         "optimizer": {"param_groups": state.optimizer["param_groups"], "scalars": scalars},
         "scheduler": state.scheduler,
         "has_best": state.best is not None,
-        "best_dice": _finite_or_none(state.best_dice),
-        "best_step": state.best_step,
-        "initial_dice": _finite_or_none(state.initial_dice),
-        "bad_validations": state.bad_validations,
-        "fold_in_step": state.fold_in_step,
-        "history": [{k: _finite_or_none(v) for k, v in h.items()} for h in state.history],
+        "loop": state.loop.to_json(),
         "numpy_random": random,
     }
     try:
@@ -277,17 +270,11 @@ def _decode(record: dict[str, Any], tensors: dict[str, torch.Tensor]) -> TrainSt
         for rank, state in enumerate(record["numpy_random"])
     ]
     return TrainState(
-        step=int(record["step"]),
+        loop=LoopState.from_json(record["loop"]),
         model=section("model."),
         optimizer={"state": optimizer_state, "param_groups": record["optimizer"]["param_groups"]},
         scheduler=record["scheduler"],
         identity=record["identity"],
         best=section("best.") if record["has_best"] else None,
-        best_dice=_nan_if_none(record["best_dice"]),
-        best_step=int(record["best_step"]),
-        initial_dice=_nan_if_none(record["initial_dice"]),
-        bad_validations=int(record["bad_validations"]),
-        fold_in_step=int(record.get("fold_in_step", 0)),
-        history=[{k: _nan_if_none(v) for k, v in h.items()} for h in record["history"]],
         random=random,
     )

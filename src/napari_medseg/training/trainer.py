@@ -63,6 +63,7 @@ from napari_medseg.training.labeled_volume import (
     hold_out,
     prepare_volume,
 )
+from napari_medseg.training.loop_state import LoopState, Phase
 from napari_medseg.training.losses import MaskedDiceCELoss
 from napari_medseg.training.options import TrainOptions
 from napari_medseg.training.resume import (
@@ -189,21 +190,18 @@ class Trainer:
         if not self.volumes:
             msg = "no labeled volume given; give at least one scan with labels"
             raise TrainingError(msg)
+        #: the loop's record: phase, steps, best Dice, history... (saved and resumed whole)
+        self.loop = LoopState()
         self._best_state: dict[str, torch.Tensor] | None = None
-        self._best_dice = float("nan")
-        self._best_step = 0
-        self._initial_dice = float("nan")
-        self._history: list[dict[str, float]] = []
-        self._steps_done = 0
-        self._fold_in_step = 0
         self._validated_state: dict[str, torch.Tensor] | None = None
         self._plans: list[ValidationPlan | None] = []
         self._final: dict[str, torch.Tensor] | None = None
         self._verdict: Verdict | None = None
-        self._best_per_class: dict[int, float] = {}
-        self._initial_fit: dict[int, float] = {}
-        self.stopped_early = False
         self._start = time.perf_counter()
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.loop.stopped_early
 
     @property
     def slice_axis(self) -> int:
@@ -258,12 +256,12 @@ class Trainer:
             **self.spec.provenance,
             **self.provenance,
             "mode": self.mode,
-            "steps": self._steps_done,
-            "best_step": self._best_step,
-            "fold_in_step": self._fold_in_step,
+            "steps": self.loop.step,
+            "best_step": self.loop.best_step,
+            "fold_in_step": self.loop.fold_in_step,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "val_dice": _finite(self._best_dice),
-            "initial_val_dice": _finite(self._initial_dice),
+            "val_dice": _finite(self.loop.best_dice),
+            "initial_val_dice": _finite(self.loop.initial_dice),
             "validation": [p.reason if p is not None else "none" for p in self._plans],
             "options": _options_record(self.options),
         }
@@ -271,11 +269,12 @@ class Trainer:
             provenance["held_back_dice"] = {str(k): v for k, v in verdict.held_back_dice.items()}
             provenance["fit_dice"] = {str(k): v for k, v in verdict.fit_dice.items()}
         spec = replace(self.spec, provenance=provenance)
-        return TrainResult(model=model, spec=spec, history=list(self._history),
-                           best_val_dice=self._best_dice, initial_val_dice=self._initial_dice,
-                           best_step=self._best_step, steps_done=self._steps_done,
+        return TrainResult(model=model, spec=spec, history=list(self.loop.history),
+                           best_val_dice=self.loop.best_dice,
+                           initial_val_dice=self.loop.initial_dice,
+                           best_step=self.loop.best_step, steps_done=self.loop.step,
                            seconds=time.perf_counter() - self._start,
-                           fold_in_step=self._fold_in_step,
+                           fold_in_step=self.loop.fold_in_step,
                            validated_state=self._validated_state, plans=list(self._plans),
                            verdict=verdict)
 
@@ -388,31 +387,31 @@ class Trainer:
         clock = ProgressClock(Stage.FINETUNE if self.mode == "finetune" else Stage.TRAIN,
                               o.steps)
         deadline = (self._start + o.time_limit_s) if o.time_limit_s is not None else None
-        phase = "validate" if val is not None else "plain"
-        end_step = o.steps
-        bad_validations, first = 0, 1
+        loop = self.loop
+        first_step = (resumed.step if resumed is not None else 0) + 1
         if resumed is not None:
-            bad_validations, first = resumed.bad_validations, resumed.step + 1
-            self._fold_in_step = resumed.fold_in_step
-            if self._fold_in_step:
-                phase, sampler = "fold", sampler_for(_given_back(prepared))
+            self.loop = loop = resumed.loop
+            if loop.phase is Phase.FOLD_IN:
+                # the fold-in trains on every voxel from the best validated weights
+                sampler = sampler_for(_given_back(prepared))
                 scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
                                                               _fold_schedule(fold_steps))
-                end_step = self._fold_in_step - 1 + fold_steps
+                self._validated_state = resumed.best
             yield self._restore(resumed, optimizer, scheduler, sampler.rng, generator, context)
         else:
-            fit_before = self._fit(model, prepared, device) if phase == "plain" else {}
-            self._initial_fit = fit_before
+            loop.phase = Phase.VALIDATE if val is not None else Phase.PLAIN
+            loop.end_step = o.steps
+            if loop.phase is Phase.PLAIN:
+                loop.initial_fit = self._fit(model, prepared, device)
             if val is not None:
-                self._initial_dice, self._best_per_class = self._validate(model, val, device)
-                self._initial_dice = distributed.mean_over_ranks(self._initial_dice)
+                loop.initial_dice, loop.best_per_class = self._validate(model, val, device)
+                loop.initial_dice = distributed.mean_over_ranks(loop.initial_dice)
                 if self.mode == "finetune":  # the parent is a candidate; random weights are not
-                    self._keep(model, self._initial_dice, 0)
+                    self._keep(model, loop.initial_dice, 0)
                 yield clock.event(0, "validated the starting weights",
-                                  {"val_dice": self._initial_dice})
-        step = first - 1
-        while step < end_step:
-            step += 1
+                                  {"val_dice": loop.initial_dice})
+        while loop.step < loop.end_step:
+            step = loop.step = loop.step + 1
             model.train()
             loss = self._step(net, sampler.batch(per_rank_batch), device, optimizer, loss_fn,
                               generator)
@@ -422,65 +421,65 @@ class Trainer:
                        "saved and the previous model is unchanged; try a lower learning rate")
                 raise TrainingError(msg)
             scheduler.step()
-            self._steps_done = step
             record = {"step": float(step), "loss": loss, "lr": optimizer.param_groups[0]["lr"]}
-            if phase == "plain":
+            if loop.phase is Phase.PLAIN:
                 self._keep(model, float("nan"), step)
-            elif phase == "validate" and (step % o.validate_every == 0
-                                          or step >= validated_steps):
+            elif loop.phase is Phase.VALIDATE and (step % o.validate_every == 0
+                                                   or step >= validated_steps):
                 dice, per_class = self._validate(model, val, device)  # type: ignore[arg-type]
                 dice = distributed.mean_over_ranks(dice)
                 record["val_dice"] = dice
                 # better only by a margin (noise guard); also true while best is nan
-                if not dice <= self._best_dice + o.min_improvement:
+                if not dice <= loop.best_dice + o.min_improvement:
                     self._keep(model, dice, step)
-                    self._best_per_class = per_class
-                    bad_validations = 0
+                    loop.best_per_class = per_class
+                    loop.bad_validations = 0
                 else:
-                    bad_validations += 1
-            self._history.append(record)
+                    loop.bad_validations += 1
+            loop.history.append(record)
             if self.checkpoints is not None and self.checkpoints.due(step, o.steps):
-                self._save_state(step, model, optimizer, scheduler, bad_validations,
+                self._save_state(model, optimizer, scheduler,
                                  RandomState(dict(sampler.rng.bit_generator.state),
                                              generator.get_state(), torch.get_rng_state()),
                                  context)
-            note = " (all annotations)" if phase == "fold" else ""
+            folding = loop.phase is Phase.FOLD_IN
             shown = {k: v for k, v in record.items() if k != "step"}
             # from the fold-in on, the held-back voxels train too
-            yield clock.event(step, f"step {step} loss {loss:.4f}{note}", shown,
-                              fold_in=phase == "fold")
+            yield clock.event(step, f"step {step} loss {loss:.4f}"
+                              f"{' (all annotations)' if folding else ''}", shown,
+                              fold_in=folding)
             late = deadline is not None and time.perf_counter() > deadline
-            if phase != "validate":
+            if loop.phase is not Phase.VALIDATE:
                 if late:
                     yield Log(f"time limit reached at step {step}", level="warning")
                     break
                 continue
-            patience_out = bad_validations >= o.patience
+            patience_out = loop.bad_validations >= o.patience
             if not (patience_out or late or step >= validated_steps):
                 continue
             why = (f"validation Dice has not improved for {o.patience} validations"
                    if patience_out else "time limit reached" if late else "validated part done")
-            yield Log(f"{why} at step {step} (best {self._best_dice:.4f} at step "
-                      f"{self._best_step})")
-            self.stopped_early = patience_out or late
-            no_gain = self.mode == "finetune" and self._best_step == 0
+            yield Log(f"{why} at step {step} (best {loop.best_dice:.4f} at step "
+                      f"{loop.best_step})")
+            loop.stopped_early = patience_out or late
+            no_gain = self.mode == "finetune" and loop.best_step == 0
             if fold_steps == 0 or self._best_state is None or no_gain:
                 break
             # give the held-back voxels back to training, from the best validated weights
             self._validated_state = dict(self._best_state)
             model.load_state_dict(self._best_state)
-            phase, self._fold_in_step = "fold", step + 1
-            end_step = step + fold_steps
+            loop.phase, loop.fold_in_step = Phase.FOLD_IN, step + 1
+            loop.end_step = step + fold_steps
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _fold_schedule(fold_steps))
             sampler = sampler_for(_given_back(prepared))
             if deadline is not None:  # the fold-in keeps its share of the time
-                per_step = (time.perf_counter() - self._start) / max(step - first + 1, 1)
+                per_step = (time.perf_counter() - self._start) / max(step - first_step + 1, 1)
                 deadline = time.perf_counter() + 1.5 * per_step * fold_steps
-            yield Log(f"steps {step + 1}-{end_step}: every annotated voxel trains (the "
+            yield Log(f"steps {step + 1}-{loop.end_step}: every annotated voxel trains (the "
                       "held-back ones too), from the best validated weights")
-        if phase != "validate":
+        if loop.phase is not Phase.VALIDATE:
             self._final = _state_of(model)
-        if self._validated_state is None and phase == "validate":
+        if self._validated_state is None and loop.phase is Phase.VALIDATE:
             self._validated_state = self._best_state
         final = copy.deepcopy(model)
         if self._final is None and self._best_state is not None:
@@ -506,29 +505,26 @@ class Trainer:
             check_identity(state.identity, self._identity(), self.checkpoints.folder)
         return state
 
-    def _save_state(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: torch.optim.lr_scheduler.LRScheduler, bad_validations: int,
+    def _save_state(self, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler,
                     random: RandomState, context: distributed.Context) -> None:
         """Rank 0 writes the run's state; every rank contributes its random streams."""
         randoms = distributed.gather_objects(random)
         if not context.is_main or self.checkpoints is None:
             return
         self.checkpoints.save(TrainState(
-            step=step, model=model.state_dict(), optimizer=optimizer.state_dict(),
+            loop=self.loop, model=model.state_dict(), optimizer=optimizer.state_dict(),
             scheduler=scheduler.state_dict(), identity=self._identity(),
-            best=self._best_state, best_dice=self._best_dice, best_step=self._best_step,
-            initial_dice=self._initial_dice, bad_validations=bad_validations,
-            history=self._history, random=randoms, fold_in_step=self._fold_in_step))
+            best=self._best_state, random=randoms))
 
     def _restore(self, state: TrainState, optimizer: torch.optim.Optimizer,
                  scheduler: torch.optim.lr_scheduler.LRScheduler, sample_rng: np.random.Generator,
                  generator: torch.Generator, context: distributed.Context) -> Log:
-        """Put the optimiser, scheduler, random streams and records back as at ``state``."""
+        """Put the optimiser, scheduler, best weights and random streams back as at ``state``
+        (the loop's record is ``state.loop`` itself)."""
         optimizer.load_state_dict(state.optimizer)
         scheduler.load_state_dict(state.scheduler)
-        self._best_state, self._best_dice = state.best, state.best_dice
-        self._best_step, self._initial_dice = state.best_step, state.initial_dice
-        self._history, self._steps_done = list(state.history), state.step
+        self._best_state = state.best
         folder = self.checkpoints.folder if self.checkpoints else "?"
         if context.rank < len(state.random):
             saved = state.random[context.rank]
@@ -600,21 +596,21 @@ class Trainer:
         """Whether the result learned something (see :class:`Verdict`)."""
         o = self.options
         fit = self._fit(model, prepared, device)
-        held = dict(getattr(self, "_best_per_class", {}) or {})
+        held = dict(self.loop.best_per_class)
         names = self.spec.class_names
         reasons: list[str] = []
-        validated = math.isfinite(self._best_dice)
+        validated = math.isfinite(self.loop.best_dice)
         if self.mode == "finetune":
             if validated:
-                learned = self._best_step > 0
+                learned = self.loop.best_step > 0
                 if not learned:
                     reasons.append(
                         f"the held-back voxels did not improve by {o.min_improvement} over the "
-                        f"starting weights (Dice {self._initial_dice:.3f}) in "
-                        f"{self._steps_done} steps; the starting model is kept")
+                        f"starting weights (Dice {self.loop.initial_dice:.3f}) in "
+                        f"{self.loop.step} steps; the starting model is kept")
             else:
-                before = float(np.mean(list(self._initial_fit.values()))) if getattr(
-                    self, "_initial_fit", None) else float("nan")
+                before = float(np.mean(list(self.loop.initial_fit.values()))) if (
+                    self.loop.initial_fit) else float("nan")
                 after = float(np.mean(list(fit.values()))) if fit else float("nan")
                 learned = not (math.isfinite(before) and math.isfinite(after)
                                and after <= before + o.min_improvement)
@@ -628,15 +624,15 @@ class Trainer:
             reasons.append(f"it does not reproduce its own annotation (Dice {shown} on the "
                            f"annotated voxels, below {MIN_FIT_DICE}); label more, check that the "
                            "labels match the scan, or give it more time")
-        if validated and self._best_dice < MIN_HELD_BACK_DICE:
-            reasons.append(f"on the held-back voxels it scores Dice {self._best_dice:.3f} at best "
-                           f"(below {MIN_HELD_BACK_DICE}): it has not learned what to find")
+        if validated and self.loop.best_dice < MIN_HELD_BACK_DICE:
+            reasons.append(f"on the held-back voxels it scores Dice {self.loop.best_dice:.3f} at "
+                           f"best (below {MIN_HELD_BACK_DICE}): it has not learned what to find")
         return Verdict(learned=not reasons, fit_dice=fit, held_back_dice=held, reasons=reasons)
 
     def _keep(self, model: nn.Module, dice: float, step: int) -> None:
         self._best_state = _state_of(model)
-        self._best_dice = dice
-        self._best_step = step
+        self.loop.best_dice = dice
+        self.loop.best_step = step
 
 
 def _per_rank_batch(batch_size: int, context: distributed.Context) -> int:

@@ -44,7 +44,7 @@ from napari_medseg._napari.model_choice import FROM_FILE, device_choices, model_
 from napari_medseg._napari.notify import warn
 from napari_medseg._napari.options_form import option_controls, options_from_controls
 from napari_medseg.errors import MedsegError
-from napari_medseg.events import Event, Log
+from napari_medseg.events import Event
 from napari_medseg.inference import Prediction
 from napari_medseg.inference.segment import PredictorCache, SegmentOptions, segment_job
 from napari_medseg.scan import Scan
@@ -71,7 +71,6 @@ class SegmentWidget(JobWidget):
         super().__init__(viewer)
         self.predictors = PredictorCache()
         #: how the model fits the scan of the last run (in the result layer's metadata)
-        self.fit: Any = None
         self.last_prediction: Prediction | None = None
 
         self.images = ListEdit(annotation=list[napari.layers.Image], label="scan(s)",
@@ -177,21 +176,9 @@ class SegmentWidget(JobWidget):
                                      device=self.device.value)
 
     # ---------------------------------------------------------------- run
-    def _job(self, scans: list[Scan], options: SegmentOptions, scan_name: str
+    def _job(self, scans: list[Scan], options: SegmentOptions
              ) -> Generator[Event, None, Prediction]:
-        from napari_medseg.inference.fit import check_model
-
-        with gui_friendly_threads():  # the record (the scan's hash) is made here, in the worker
-            # does the model fit this scan (modality, intensities, spacing, body size)? as
-            # ``napari-medseg predict`` does before any work; warnings become notifications
-            try:
-                self.fit = check_model(options.models[0], scans, scan_name=scan_name)
-            except MedsegError:
-                self.fit = None  # an unreadable checkpoint: the segment job says why
-            for finding in self.fit.findings if self.fit is not None else ():
-                yield Log(finding.message, level=finding.severity)
-            if self.fit is not None and self.fit.suggestion and not self.fit.fits:
-                yield Log(self.fit.suggestion)
+        with gui_friendly_threads():  # the fit check and the record (the scan's hash) run here
             return (yield from segment_job(scans, options, cache=self.predictors,
                                            made_by=SEGMENT_WIDGET))
 
@@ -209,8 +196,7 @@ class SegmentWidget(JobWidget):
         names = (layers[0].name, options.model_name)
         modality = scans[0].modality
         what = names[0] if modality in ("", "unknown") else f"{names[0]} ({modality})"
-        self.fit = None
-        return JobStart(self._job(scans, options, layers[0].name),
+        return JobStart(self._job(scans, options),
                         text=f"Segmenting {what} with {names[1]}",
                         on_done=lambda result: self._add_result(result, names,
                                                                 options.models[0], scans[0]))
@@ -222,7 +208,7 @@ class SegmentWidget(JobWidget):
         name = unique_layer_name(self.viewer, f"{names[0]} [{names[1]}]")
         metadata = {MODEL_KEY: source,  # and the scan, its DICOM reference, the run's record
                     **segment_result_metadata(scan, result.provenance)}
-        fit = self.fit
+        fit = result.fit[0] if result.fit else None
         if fit is not None:
             metadata[FIT_KEY] = fit.to_dict()
         labels = label_layer_data(result.labels, name=name, metadata=metadata)
