@@ -25,7 +25,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(REPO))
+from tests.data_root import SHARED_DATA  # noqa: E402 - the repository root must be importable first
+
+DATA = SHARED_DATA
 
 
 def build_cohort(folder: Path, n_cases: int) -> tuple[Path, Path, int]:

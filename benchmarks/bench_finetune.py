@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,7 +56,10 @@ from napari_medseg.scan import Geometry, LabelMap, Scan
 from napari_medseg.training import AugmentOptions, LabeledVolume, Trainer, TrainOptions
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "brain_template"
+sys.path.insert(0, str(ROOT))
+from tests.data_root import SHARED_DATA  # noqa: E402 - the repository root must be importable first
+
+DATA = SHARED_DATA / "brain_template"
 NAMES = {0: "background", 1: "grey matter", 2: "white matter"}
 HELDOUT = (96, 128)
 

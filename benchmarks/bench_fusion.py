@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -43,7 +44,10 @@ from napari_medseg.io.itk import scan_to_sitk, sitk_to_scan
 from napari_medseg.scan import Geometry, Scan
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(REPO))
+from tests.data_root import SHARED_DATA  # noqa: E402 - the repository root must be importable first
+
+DATA = SHARED_DATA
 COLIN = DATA / "colin27" / "ch2bet.nii.gz"
 TEMPLATE = DATA / "brain_template" / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 

@@ -23,7 +23,10 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CT = REPO.parent / "shared" / "data" / "ct_head" / "head_ct.nii.gz"
+sys.path.insert(0, str(REPO))
+from tests.data_root import SHARED_DATA  # noqa: E402 - the repository root must be importable first
+
+CT = SHARED_DATA / "ct_head" / "head_ct.nii.gz"
 
 CHILD = r"""
 import gc, json, resource, sys, time

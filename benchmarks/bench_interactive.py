@@ -34,7 +34,10 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(REPO))
+from tests.data_root import SHARED_DATA  # noqa: E402 - the repository root must be importable first
+
+DATA = SHARED_DATA
 
 # (name, scan, labels, value or rule, role)
 CASES = [

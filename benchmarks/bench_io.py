@@ -18,7 +18,10 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT = REPO.parent / "shared" / "data" / "ct_head" / "head_ct.nii.gz"
+sys.path.insert(0, str(REPO))
+from tests.data_root import SHARED_DATA  # noqa: E402 - the repository root must be importable first
+
+DEFAULT = SHARED_DATA / "ct_head" / "head_ct.nii.gz"
 
 CHILD = r"""
 import json, resource, sys, time, gc

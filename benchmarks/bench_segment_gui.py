@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CT = REPO.parent / "shared" / "data" / "ct_head" / "head_ct.nii.gz"
+sys.path.insert(0, str(REPO))
+from tests.data_root import SHARED_DATA  # noqa: E402 - the repository root must be importable first
+
+CT = SHARED_DATA / "ct_head" / "head_ct.nii.gz"
 
 
 def main() -> None:

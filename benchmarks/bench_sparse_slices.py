@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -58,7 +59,10 @@ from napari_medseg.training.job import train_job
 from napari_medseg.training.plan import LearnOptions
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT))
+from tests.data_root import SHARED_DATA  # noqa: E402 - the repository root must be importable first
+
+DATA = SHARED_DATA
 RESULTS = ROOT / "benchmarks" / "results"
 
 

@@ -55,7 +55,10 @@ from napari_medseg.models.checkpoint import read_header
 from napari_medseg.scan import LabelMap, Scan
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT))
+from tests.data_root import SHARED_DATA  # noqa: E402 - the repository root must be importable first
+
+DATA = SHARED_DATA
 sys.path.insert(0, str(ROOT / "scripts"))
 from prepare_starter_data import (  # noqa: E402
     ORGAN_NAMES,

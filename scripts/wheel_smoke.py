@@ -50,7 +50,11 @@ def main() -> int:
     dist = Path(sys.argv[1])
     wheel = sorted(dist.glob("napari_medseg-*.whl"))[-1]
     size = wheel.stat().st_size / 2**20
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    repo = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(repo))
+    from tests.data_root import find_data_root  # ../shared/data, or the scans fetched for tests
+
+    shared = find_data_root() or repo / "missing-shared-data"
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
                         "--disable-pip-version-check", "--target", tmp, str(wheel)], check=True)

@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: the real scans of ``../shared/data``."""
+"""Fixtures shared by the whole suite: the real scans of ``../shared/data`` (or of a fetch by
+``scripts/fetch_data.py``, see ``tests/data_root.py``)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.data_root import SHARED_DATA, missing_reason
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 SAMPLE_VOLUMES = REPO / "sample_volumes"
 
 
@@ -22,9 +24,10 @@ def _isolated_user_folder(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """``../shared/data`` (real scans); tests that need it skip cleanly when it is absent."""
+    """The real scans (``../shared/data`` or a complete fetch); tests that need them skip
+    cleanly, with the command that fetches them, when there are none."""
     if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data (real scans) is not available here")
+        pytest.skip(missing_reason())
     return SHARED_DATA
 
 

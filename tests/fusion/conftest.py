@@ -1,4 +1,5 @@
-"""Shared fixtures: real brains from ``../shared/data``, downsampled so tests stay fast."""
+"""Shared fixtures: real brains from the data root (``tests/data_root.py``), downsampled so tests
+stay fast."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import SimpleITK as sitk
 
 from napari_medseg.io.itk import scan_to_sitk, sitk_to_scan
 from napari_medseg.scan import Geometry, Scan
+from tests.data_root import SHARED_DATA, missing_reason
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = SHARED_DATA
 COLIN = DATA / "colin27" / "ch2bet.nii.gz"
 TEMPLATE = DATA / "brain_template" / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 
@@ -19,7 +21,7 @@ TEMPLATE = DATA / "brain_template" / "mni_icbm152_t1_tal_nlin_sym_09a_converted.
 def read_real(path: Path) -> Scan:
     """A real scan from the shared data folder, or a clean skip when it is absent."""
     if not path.is_file():
-        pytest.skip(f"shared test data {path} is not available")
+        pytest.skip(missing_reason())
     return sitk_to_scan(sitk.ReadImage(str(path), sitk.sitkFloat32), modality="MR")
 
 

@@ -45,8 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.data_root import SHARED_DATA
+
 REPO = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO.parent / "shared" / "data"
 SAMPLE_VOLUMES = REPO / "sample_volumes"
 
 READERS = ("read_scan", "read_label_map", "napari")

@@ -13,6 +13,7 @@ from collections import Counter
 
 import pytest
 
+from tests.data_root import missing_reason
 from tests.io.fuzzing import (
     FAIL_OUTCOMES,
     OK_OUTCOMES,
@@ -35,7 +36,7 @@ WORKERS = min(2, os.cpu_count() or 1)
 @pytest.fixture(scope="module")
 def seeds() -> list[Seed]:
     if not (SHARED_DATA.is_dir() and SAMPLE_VOLUMES.is_dir()):
-        pytest.skip("../shared/data (real scans) is not available here")
+        pytest.skip(missing_reason())
     return build_seeds()
 
 

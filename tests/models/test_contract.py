@@ -20,10 +20,11 @@ from napari_medseg.models import (
     model_names,
     save_checkpoint,
 )
+from tests.data_root import SHARED_DATA, missing_reason
 
 from .tiny_options import TINY
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = SHARED_DATA
 #: 3D cases too heavy for CI on 2 cores (Swin UNETR needs 64^3 so that its 1/32 bottleneck
 #: has more than one voxel for instance norm); run them with ``-m slow``.
 HEAVY = {("monai-swinunetr", 3)}
@@ -94,7 +95,7 @@ def _ct_patch(dims: int, *, large: bool) -> tuple[torch.Tensor, torch.Tensor]:
     image_path = DATA / "ct_abdomen" / "example_ct_sm.nii.gz"
     label_path = DATA / "ct_abdomen" / "example_seg.nii.gz"
     if not image_path.exists() or not label_path.exists():
-        pytest.skip(f"shared data not found at {DATA}")
+        pytest.skip(missing_reason())
     image = sitk.GetArrayFromImage(sitk.ReadImage(str(image_path))).astype(np.float32)
     label = sitk.GetArrayFromImage(sitk.ReadImage(str(label_path))) == 5  # liver
     if dims == 2:
