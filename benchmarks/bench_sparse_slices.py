@@ -21,7 +21,8 @@ minus those K slices), per class:
 * **dense**: the network of ours trained with every slice labeled, same budget (the ceiling:
   its own labels, scored on the same slices - the combined mask would just be the labels).
 
-The structures: the enhancing lesion of ``mri_lesion/brain1`` (T1, 6.5 mm slices), the liver
+The structures: the enhancing lesion of ``mri_lesion/brain1`` (T1, 6.5 mm slices), the small
+breast lesion of ``mri_lesion/breast1`` (``--cases breast``; 143 voxels), the liver
 and the right kidney of ``ct_abdomen`` (3 mm, two organs of very different size), grey and white
 matter of the ICBM152 template at 2 mm (``brain_template``; one 3-class run).  Each run learns
 from that scan alone and is scored on the same scan's other slices: this measures "annotate a
@@ -87,6 +88,10 @@ def load_case(name: str) -> Case:
         scan = read_scan(DATA / "mri_lesion" / "brain1_image.nrrd", modality="MR")
         truth = _labels(DATA / "mri_lesion" / "brain1_label.nrrd", {1: 1})
         return Case(scan, truth, {0: "background", 1: "lesion"}, "mri_lesion/brain1")
+    if name == "breast":
+        scan = read_scan(DATA / "mri_lesion" / "breast1_image.nrrd", modality="MR")
+        truth = _labels(DATA / "mri_lesion" / "breast1_label.nrrd", {1: 1})
+        return Case(scan, truth, {0: "background", 1: "lesion"}, "mri_lesion/breast1")
     if name in ("liver", "kidney"):
         scan = read_scan(DATA / "ct_abdomen" / "example_ct_sm.nii.gz", modality="CT")
         value = 5 if name == "liver" else 2

@@ -8,7 +8,7 @@ from scipy import ndimage
 
 from napari_medseg.inference import find_checkpoint, list_checkpoints
 from napari_medseg.inference.body_region import body_region
-from napari_medseg.inference.fit import check_fit, suggest_model
+from napari_medseg.inference.fit import check_fit, choose_model, suggest_model
 from napari_medseg.io import read_scan
 from napari_medseg.models.checkpoint import read_header
 from napari_medseg.scan import Scan
@@ -58,3 +58,13 @@ def test_a_chest_ct_is_told_and_the_abdominal_starter_is_never_offered() -> None
     # the bundled abdominal CT still gets its starter
     abdomen = read_scan(SAMPLE_VOLUMES / "ct_abdomen.nii.gz")
     assert suggest_model(abdomen).entry.name == "upper-abdomen-ct-organs"
+    # what the Segment and Correct tabs offer by default (choose_model): nothing for the
+    # chest, the abdominal starter for the abdomen, the first CT model when there is no scan
+    starters = [e for e in list_checkpoints() if e.builtin]
+    assert choose_model("CT", scan=chest, entries=starters) is None
+    assert choose_model("CT", scan=abdomen, entries=starters).name == "upper-abdomen-ct-organs"
+    assert choose_model("CT", entries=starters).name == "head-ct-tissue"
+    # a model the person chose stays chosen (they may insist; the fit check warns)
+    mine = str(find_checkpoint("upper-abdomen-ct-organs"))
+    assert choose_model("CT", scan=chest, current=mine, entries=starters).name == (
+        "upper-abdomen-ct-organs")

@@ -284,13 +284,13 @@ def test_the_report_is_a_json_record_and_a_refusal(scans):
     assert "without --strict" in refusal
 
 
-def test_the_catalogs_quick_suggestion_never_crosses_modality():
-    from napari_medseg.inference.catalog import suggest_checkpoint
+def test_the_default_choice_without_a_scan_never_crosses_modality():
+    from napari_medseg.inference.fit import choose_model
 
-    assert suggest_checkpoint("MR").name == "brain-tissue-t1"
-    assert suggest_checkpoint("CT").name == "head-ct-tissue"
-    assert suggest_checkpoint("unknown") is None  # not "the first model there is"
-    assert suggest_checkpoint("PT") is None
+    assert choose_model("MR").name == "brain-tissue-t1"
+    assert choose_model("CT").name == "head-ct-tissue"
+    assert choose_model("unknown") is None  # not "the first model there is"
+    assert choose_model("PT") is None
 
 
 def test_the_record_script_adds_a_record_to_an_older_checkpoint(scans, tmp_path):

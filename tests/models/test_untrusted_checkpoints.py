@@ -25,7 +25,8 @@ from safetensors.torch import save_file
 
 from napari_medseg.errors import CheckpointError, MedsegError
 from napari_medseg.inference import Predictor
-from napari_medseg.inference.catalog import suggest_checkpoint, user_models_dir
+from napari_medseg.inference.catalog import user_models_dir
+from napari_medseg.inference.fit import choose_model
 from napari_medseg.models import CheckpointSpec, create_model, import_state_dict, load_checkpoint
 from napari_medseg.models.checkpoint import SPEC_KEY, read_header
 from napari_medseg.training import Trainer
@@ -129,7 +130,7 @@ def test_pickled_checkpoints_are_refused_by_every_loader(tmp_path, how, monkeypa
     folder = user_models_dir()
     folder.mkdir(parents=True, exist_ok=True)
     _evil_file(folder / "evil.safetensors", marker, how)
-    suggest_checkpoint("CT")
+    choose_model("CT")
     assert not marker.exists()
 
 

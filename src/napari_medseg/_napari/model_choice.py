@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from napari_medseg.errors import MedsegError
 from napari_medseg.inference import list_checkpoints
-from napari_medseg.inference.catalog import suggest_checkpoint
 from napari_medseg.scan import Scan
 
 #: The model choice that means "the checkpoint file chosen below".
@@ -39,30 +37,10 @@ def device_choices() -> list[str]:
 
 def model_for(modality: str, *, current: str = "",
               scan: Scan | Callable[[], Scan] | None = None) -> str | None:
-    """The checkpoint (path) to choose for a scan of ``modality``: ``current`` while it was
-    trained for that modality, else the one of that modality that fits ``scan`` best (the
-    fit check's ranking, :func:`napari_medseg.inference.fit.suggest_model`: the bundled
-    abdominal CT gets the abdominal organ model, a head CT the head model), else the first
-    that was (starters first); ``None`` if none.
+    """The checkpoint (path) to offer for a scan of ``modality``: the core's
+    :func:`napari_medseg.inference.fit.choose_model` (the person's choice while it fits the
+    modality, else the best fit for ``scan``, never another modality or body region)."""
+    from napari_medseg.inference.fit import choose_model
 
-    Reads checkpoint headers, and the scan's intensities (a fixed-size sample) only when
-    several models of that modality are installed; ``scan`` may be a callable, so that a
-    widget builds the scan only then.
-    """
-    entries = list_checkpoints()
-    chosen = [e for e in entries if str(e.path) == current]
-    if chosen and suggest_checkpoint(modality, chosen) is not None:
-        return current
-    candidates = [e for e in entries if suggest_checkpoint(modality, [e]) is not None]
-    if not candidates:
-        return None
-    if len(candidates) > 1 and scan is not None:
-        from napari_medseg.inference.fit import suggest_model
-
-        try:
-            best = suggest_model(scan() if callable(scan) else scan, candidates).entry
-        except MedsegError:  # a layer that is no scan: the first of the modality will do
-            best = None
-        if best is not None:
-            return str(best.path)
-    return str(candidates[0].path)
+    entry = choose_model(modality, scan=scan, current=current)
+    return str(entry.path) if entry is not None else None

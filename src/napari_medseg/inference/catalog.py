@@ -64,28 +64,3 @@ def find_checkpoint(name_or_path: str | Path) -> Path:
         "give the path of a .safetensors checkpoint"
     )
     raise CheckpointNotFoundError(msg)
-
-
-def suggest_checkpoint(modality: str, entries: list[CheckpointEntry] | None = None
-                       ) -> CheckpointEntry | None:
-    """The first checkpoint trained on ``modality`` for its first input channel (starters
-    first); ``None`` for an ``"unknown"`` modality or when none was: never one of another
-    modality.
-
-    Reads only checkpoint headers; unreadable files are skipped.  To rank the candidates by
-    how well they fit a scan, use :func:`napari_medseg.inference.fit.suggest_model`.
-    """
-    from napari_medseg.models.checkpoint import read_header
-
-    if modality == "unknown":
-        return None
-    for entry in entries if entries is not None else list_checkpoints():
-        try:
-            _, spec = read_header(entry.path)
-        except MedsegError:
-            continue
-        trained = (spec.training_data.modalities[0] if spec.training_data is not None
-                   else spec.intensity[0].modality if spec.intensity else None)
-        if trained == modality:
-            return entry
-    return None

@@ -32,7 +32,7 @@ only: no network is built.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -493,6 +493,47 @@ def suggest_model(scans: Scan | Sequence[Scan], entries: list[CheckpointEntry] |
                           f"not fit well either ({rules}): {_TRAIN_HINT}")
     return Suggestion(entry, report, f"{entry.name} was trained on {modality} scans like this "
                                      "one: use it instead")
+
+
+def models_of_modality(modality: str, entries: list[CheckpointEntry] | None = None
+                       ) -> list[CheckpointEntry]:
+    """The installed checkpoints trained on ``modality`` for their first input channel, in
+    catalog order (starters first); none for an ``"unknown"`` modality.  Headers only;
+    unreadable files are skipped."""
+    from napari_medseg.models.checkpoint import read_header
+
+    if modality == "unknown":
+        return []
+    found = []
+    for entry in entries if entries is not None else list_checkpoints():
+        try:
+            _, spec = read_header(entry.path)
+        except MedsegError:
+            continue
+        wanted = expected_modalities(spec)
+        if wanted and wanted[0] == modality:
+            found.append(entry)
+    return found
+
+
+def choose_model(modality: str, *, scan: Scan | Callable[[], Scan] | None = None,
+                 current: str = "", entries: list[CheckpointEntry] | None = None
+                 ) -> CheckpointEntry | None:
+    """The model a front end offers by default for a scan of ``modality``: ``current`` while
+    it was trained on that modality (the person chose it); else, with ``scan``, the one that
+    fits it best (:func:`suggest_model`: never another modality or body region, so a chest CT
+    is offered no abdominal model); without a scan, the first of that modality; ``None`` when
+    none qualifies.  ``scan`` may be a callable, built only when several models compete."""
+    candidates = models_of_modality(modality, entries)
+    chosen = [e for e in candidates if str(e.path) == current]
+    if chosen:
+        return chosen[0]
+    if not candidates or scan is None:
+        return candidates[0] if candidates else None
+    try:
+        return suggest_model(scan() if callable(scan) else scan, candidates).entry
+    except MedsegError:  # a layer that is no scan: the first of the modality will do
+        return candidates[0]
 
 
 class FitError(MedsegError):
