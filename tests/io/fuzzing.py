@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -211,12 +212,13 @@ def build_seeds() -> list[Seed]:
     ct_slice = sorted((SHARED_DATA / "dicom_series_ct").iterdir())[5]
     seeds.append(Seed("dicom-ct-jpeg2000", "dicom", {"ct.dcm": ct_slice.read_bytes()}, "."))
     seeds += pydicom_seeds()
+    seeds += multiframe_seeds(mr_series)
     return seeds
 
 
 #: pydicom's own test files, one per transfer syntax family a reader meets (each a real
 #: scan pydicom ships): deflate, JPEG baseline/extended, JPEG-LS, JPEG 2000, RLE, big-endian,
-#: implicit VR.  (Multi-frame grey scans are refused with a clear error: not a seed.)
+#: implicit VR; and multi-frame grey volumes (RT Dose, RLE and big-endian).
 PYDICOM_SEEDS = {
     "dicom-deflate": "image_dfl.dcm",
     "dicom-jpeg-baseline": "JPEG-lossy.dcm",
@@ -226,6 +228,8 @@ PYDICOM_SEEDS = {
     "dicom-rle": "MR_small_RLE.dcm",
     "dicom-big-endian": "MR_small_bigendian.dcm",
     "dicom-implicit": "MR_small_implicit.dcm",
+    "dicom-multiframe-rle": "rtdose_rle.dcm",
+    "dicom-multiframe-big-endian": "rtdose_expb.dcm",
 }
 
 
@@ -238,6 +242,29 @@ def pydicom_seeds() -> list[Seed]:
     folder = Path(pydicom.__file__).parent / "data" / "test_files"
     return [Seed(name, "dicom", {"x.dcm": (folder / file).read_bytes()}, ".")
             for name, file in PYDICOM_SEEDS.items() if (folder / file).is_file()]
+
+
+def multiframe_seeds(mr_series: Path) -> list[Seed]:
+    """Multi-frame grey volumes in Explicit VR Little Endian, whose top-level elements the
+    DICOM mutations edit: pydicom's RT Dose (GridFrameOffsetVector) and an Enhanced MR of
+    three real MR slices cut to 24 x 24 (functional groups)."""
+    try:
+        import pydicom
+        from pydicom.uid import ExplicitVRLittleEndian
+    except ImportError:
+        return []
+    from tests.io.multiframe_helpers import dataset_bytes, enhanced_dataset, sorted_slices
+
+    dose = pydicom.dcmread(Path(pydicom.__file__).parent / "data" / "test_files"
+                           / "rtdose.dcm")
+    dose.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    with warnings.catch_warnings():  # pydicom warns of the file's UIDs with leading zeros
+        warnings.simplefilter("ignore")
+        dose_bytes = dataset_bytes(dose)
+    slices = sorted_slices(mr_series, [f"brain_{i:03d}.dcm" for i in (2, 3, 4)])
+    enhanced = enhanced_dataset(slices, crop=24)
+    return [Seed("dicom-multiframe-dose", "dicom", {"dose.dcm": dose_bytes}, "."),
+            Seed("dicom-enhanced-mr", "dicom", {"mr.dcm": dataset_bytes(enhanced)}, ".")]
 
 
 # ====================================================================== mutations

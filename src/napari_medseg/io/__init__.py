@@ -1,8 +1,9 @@
 """Reading and writing scans and label maps with their geometry.
 
 * :func:`read_scan` / :func:`read_label_map`: NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr),
-  MetaImage (.mha, .mhd), DICOM series (a folder, or one file of a series), PNG / JPEG / TIFF
-  (2D) and multi-page TIFF (3D).
+  MetaImage (.mha, .mhd), DICOM series (a folder, or one file of a series), multi-frame grey
+  DICOM (RT Dose, Enhanced CT/MR: :mod:`napari_medseg.io.dicom_multiframe`), PNG / JPEG /
+  TIFF (2D) and multi-page TIFF (3D).
 * :func:`write_scan` / :func:`write_label_map`: NIfTI, NRRD, MetaImage, atomically and never
   over an existing file unless asked; label maps also as DICOM-SEG (``.dcm``) on the DICOM
   series they were made on (:mod:`napari_medseg.io.dicom_seg`), names, coded terms and a

@@ -11,6 +11,8 @@ What we do ourselves and what SimpleITK (GDCM) does:
   ImageOrientationPatient, so oblique series stay oblique.
 * Files that hold no image slice (DICOM-SEG, RT structure sets, reports) are skipped, so a
   segmentation saved into the series folder does not join the series.
+* A multi-frame file (RT Dose, Enhanced CT/MR) holds a whole volume: it is a series of its
+  own, read by :mod:`napari_medseg.io.dicom_multiframe`.
 * The scan remembers the series (:class:`~napari_medseg.io.dicom_reference.
   DicomSeriesReference` in its metadata): each slice's file, SOP Instance UID and position,
   which a DICOM-SEG written on the scan references.
@@ -33,6 +35,7 @@ from napari_medseg.errors import (
     setting,
 )
 from napari_medseg.io.content import checked_geometry
+from napari_medseg.io.dicom_multiframe import read_multiframe
 from napari_medseg.io.dicom_reference import (
     REFERENCE_KEY,
     DicomSeriesReference,
@@ -42,6 +45,7 @@ from napari_medseg.io.dicom_reference import (
 from napari_medseg.io.dicom_structure import FileMeta, check_dicom_file
 from napari_medseg.io.formats import is_dicom_file, suffix_of
 from napari_medseg.io.itk import _itk_reason, check_header, geometry_of
+from napari_medseg.io.slice_stack import stack_order
 from napari_medseg.scan import Geometry, Scan
 
 _TAGS = {
@@ -62,8 +66,6 @@ _TAGS = {
 }
 #: Tags that differ from slice to slice (not copied into the scan's metadata).
 _PER_SLICE = ("position", "sop_instance", "instance_number")
-#: Relative spread of slice steps above which a series is refused (missing slices, gantry tilt).
-MAX_STEP_SPREAD = 0.1
 
 
 @dataclass
@@ -74,6 +76,7 @@ class _Slice:
     position: np.ndarray | None
     orientation: np.ndarray | None
     meta: FileMeta = field(default_factory=FileMeta)
+    frames: int = 1  # a multi-frame file holds a whole volume
 
     @property
     def sop_instance_uid(self) -> str:
@@ -100,13 +103,20 @@ class DicomSeriesInfo:
 
     @property
     def n_slices(self) -> int:
-        return len(self.files)
+        """Slices of the volume: files, or the frames of a multi-frame file."""
+        return sum(s.frames for s in self._slices) if self._slices else len(self.files)
+
+    @property
+    def multiframe(self) -> bool:
+        """True for one multi-frame file (RT Dose, Enhanced CT/MR...) holding the volume."""
+        return len(self._slices) == 1 and self._slices[0].frames > 1
 
     def label(self) -> str:
         """One line for a chooser: description, modality, slices, matrix."""
         desc = self.description or "(no description)"
+        kind = "frame(s) in one multi-frame file" if self.multiframe else "slice(s)"
         return (
-            f"{desc} - {self.modality or '?'}, {self.n_slices} slice(s), "
+            f"{desc} - {self.modality or '?'}, {self.n_slices} {kind}, "
             f"{self.rows}x{self.columns}, series {self.series_number or '?'}"
         )
 
@@ -151,13 +161,15 @@ def _read_slice_header(path: Path) -> _Slice | str:
     }
     if tags["sop_class"] and not is_image_sop_class(tags["sop_class"]):
         return _NotAnImage(f"{path.name} holds no image (SOP class {tags['sop_class']})")
+    size = tuple(int(s) for s in reader.GetSize())
     return _Slice(
         path=path,
         tags=tags,
-        size=tuple(int(s) for s in reader.GetSize()),
+        size=size,
         position=_floats(tags["position"], 3),
         orientation=_floats(tags["orientation"], 6),
         meta=meta,
+        frames=size[2] if len(size) > 2 else 1,
     )
 
 
@@ -172,6 +184,8 @@ def _candidate_files(folder: Path) -> list[Path]:
 
 
 def _group_key(s: _Slice) -> tuple[str, ...]:
+    if s.frames > 1:  # a multi-frame file is a volume of its own
+        return (s.tags["series_uid"], "multi-frame", str(s.path))
     orient = "" if s.orientation is None else ",".join(f"{v:.4f}" for v in s.orientation)
     size = "x".join(str(v) for v in s.size[:2])
     uid = s.tags["series_uid"]
@@ -234,6 +248,11 @@ def list_dicom_series(path: Path | str) -> list[DicomSeriesInfo]:
             )
         )
     series.sort(key=lambda s: (-s.n_slices, s.description))
+    taken: set[str] = set()
+    for s in sorted(series, key=lambda s: s.multiframe):  # UIDs must tell series apart
+        if s.uid in taken and s.multiframe:
+            s.uid = f"{s.uid}|{s._slices[0].sop_instance_uid or s.files[0].name}"
+        taken.add(s.uid)
     return series
 
 
@@ -270,46 +289,16 @@ def _select(
 
 def _sorted_geometry(slices: list[_Slice], name: str, folder: Path
                      ) -> tuple[list[_Slice], Geometry | None]:
-    """Slices sorted along the normal and the geometry derived from their positions."""
+    """Slices sorted along the normal and the geometry derived from their positions (its
+    in-plane spacing is 1: GDCM reads that from PixelSpacing)."""
     if any(s.position is None or s.orientation is None for s in slices):
         return sorted(slices, key=lambda s: _instance_number(s.tags["instance_number"])), None
     orient = slices[0].orientation
     assert orient is not None
-    row, col = orient[:3], orient[3:]
-    normal = np.cross(row, col)
-    lengths = (np.linalg.norm(row), np.linalg.norm(col), np.linalg.norm(normal))
-    if min(lengths) < 1e-6:
-        msg = (f"DICOM series {name!r} in {folder} has an unusable ImageOrientationPatient "
-               f"{orient.tolist()} (zero or parallel axes); the files are corrupt")
-        raise DicomSeriesError(msg)
-    row, col, normal = row / lengths[0], col / lengths[1], normal / lengths[2]
-    dist = np.array([float(np.dot(s.position, normal)) for s in slices])  # type: ignore[arg-type]
-    order = np.argsort(dist, kind="stable")
-    slices = [slices[i] for i in order]
-    dist = dist[order]
-    if len(slices) == 1:
-        return slices, None
-    steps = np.diff(dist)
-    if np.any(steps < 1e-4):
-        n_unique = len(np.unique(np.round(dist, 3)))
-        msg = (
-            f"DICOM series {name!r} in {folder} has {len(slices)} slices at only {n_unique} "
-            "positions (several echoes, phases or time points?); napari-medseg reads one 3D "
-            "volume: split the series first"
-        )
-        raise DicomSeriesError(msg)
-    step = float(np.mean(steps))
-    if not np.isfinite(step) or float(np.max(np.abs(steps - step))) > MAX_STEP_SPREAD * step:
-        msg = (
-            f"DICOM series {name!r} in {folder} has irregular slice positions (steps from "
-            f"{steps.min():.3g} to {steps.max():.3g} mm): slices are missing or the gantry is "
-            "tilted; complete the series or resample it first"
-        )
-        raise DicomSeriesError(msg)
-    first = slices[0].position
-    assert first is not None
-    return slices, checked_geometry(f"DICOM series {name!r} in {folder}",
-                                    lambda: _geometry_from(row, col, normal, first, step))
+    positions = np.array([s.position for s in slices], dtype=np.float64)
+    order, geometry = stack_order(positions, orient, what=f"DICOM series {name!r} in {folder}",
+                                  names=[s.path.name for s in slices])
+    return [slices[i] for i in order], geometry
 
 
 def _reference(folder: Path, slices: list[_Slice], chosen: DicomSeriesInfo,
@@ -351,18 +340,12 @@ def _instance_number(text: str) -> float:
         return float("inf")
 
 
-def _geometry_from(
-    row: np.ndarray, col: np.ndarray, normal: np.ndarray, first: np.ndarray, step: float
-) -> Geometry:
-    # ITK direction: columns are the x (row), y (column) and z (normal) axes in LPS
-    direction = np.stack([row, col, normal], axis=1)
-    return Geometry.from_itk(spacing=(1.0, 1.0, step), origin=first, direction=direction.ravel())
-
-
 def read_dicom_series(path: Path, *, series: str | int | None = None) -> Scan:
     """Read one series from a DICOM folder (or the series of one DICOM file) as a :class:`Scan`."""
     found = list_dicom_series(path)
     chosen = _select(found, path, series)
+    if chosen.multiframe:
+        return _read_multiframe_series(chosen, path)
     slices, slice_geometry = _sorted_geometry(chosen._slices, chosen.description or chosen.uid,
                                               path if path.is_dir() else path.parent)
     first = slices[0]
@@ -409,6 +392,22 @@ def read_dicom_series(path: Path, *, series: str | int | None = None) -> Scan:
     )
 
 
+def _read_multiframe_series(chosen: DicomSeriesInfo, path: Path) -> Scan:
+    """The volume of one multi-frame file (:mod:`napari_medseg.io.dicom_multiframe`)."""
+    first = chosen._slices[0]
+    volume = read_multiframe(first.path)
+    metadata = {f"dicom_{k}": v for k, v in first.tags.items() if v and k not in _PER_SLICE}
+    metadata.update({f"dicom_{k}": v for k, v in volume.metadata.items()})
+    metadata["dicom_n_slices"] = str(volume.array.shape[0])
+    return Scan(
+        array=volume.array,
+        geometry=volume.geometry,
+        modality=first.tags["modality"].upper() or "unknown",
+        metadata=metadata,
+        source=path,
+    )
+
+
 def read_dicom_reference(path: Path | str, *, series: str | int | None = None
                          ) -> DicomSeriesReference:
     """What :func:`read_dicom_series` records about a series, from its headers alone (no
@@ -419,6 +418,11 @@ def read_dicom_reference(path: Path | str, *, series: str | int | None = None
         raise DicomSeriesError(msg)
     chosen = _select(list_dicom_series(path), path, series)
     folder = path if path.is_dir() else path.parent
+    if chosen.multiframe:
+        msg = (f"{chosen.files[0]} is a multi-frame DICOM image ({chosen.n_slices} frames in "
+               "one file); napari-medseg writes DICOM-SEG only on series of one slice per "
+               "file so far: save the labels as .nii.gz, .nrrd or .mha")
+        raise DicomSeriesError(msg)
     slices, slice_geometry = _sorted_geometry(chosen._slices, chosen.description or chosen.uid,
                                               folder)
     return _reference(folder, slices, chosen, slice_geometry)

@@ -145,6 +145,11 @@ def resolve_reference(reference: Scan | DicomSeriesReference | Path | str | None
         ref = dicom_reference(reference.metadata)
         if ref is None:
             where = reference.source if reference.source else "memory"
+            if reference.metadata.get("dicom_n_frames"):
+                msg = (f"{labels_name} lie on scan {reference.name!r} ({where}), read from a "
+                       "multi-frame DICOM file; napari-medseg writes DICOM-SEG only on series "
+                       "of one slice per file so far: save as .nii.gz, .nrrd or .mha")
+                raise MissingReferenceError(msg)
             msg = (f"{labels_name} lie on scan {reference.name!r} ({where}), which was not read "
                    "from a DICOM series; a DICOM-SEG must reference the DICOM images: give the "
                    "series folder the labels were made on (--reference SERIES_DIR), or save as "
