@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 
 import nibabel as nib
 import numpy as np
@@ -155,3 +156,30 @@ def test_3d_and_2d_tiff(shared_data, tmp_path):
     np.testing.assert_array_equal(stack.array, ct.array)
     tifffile.imwrite(tmp_path / "one.tiff", ct.array[3])
     assert read_scan(tmp_path / "one.tiff").shape == ct.shape[1:]
+
+
+def test_a_header_claiming_more_than_its_gzip_stream_holds_costs_no_allocation(ct_path,
+                                                                                tmp_path):
+    """The real CT's header edited to claim 100 times its slices (within deflate's largest
+    expansion, so the size check lets it through): the reader allocates what the gzip trailer
+    says the stream holds, not what the header claims, and says the file is truncated."""
+    import tracemalloc
+
+    raw = bytearray(gzip.decompress(ct_path.read_bytes()))
+    header = nib.Nifti1Header.from_fileobj(io.BytesIO(bytes(raw[:348])))
+    dims = header["dim"].copy()
+    dims[3] *= 100
+    header["dim"] = dims
+    raw[:348] = header.binaryblock
+    path = tmp_path / "claims_more.nii.gz"
+    path.write_bytes(gzip.compress(bytes(raw)))
+    declared = int(np.prod(dims[1:4])) * header.get_data_dtype().itemsize
+    assert declared < path.stat().st_size * 1032  # not refused by the ratio check alone
+    tracemalloc.start()
+    try:
+        with pytest.raises(ScanReadError, match="truncated or corrupt"):
+            read_scan(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < declared / 10, f"{peak / 2**20:.0f} MiB for a {declared / 2**20:.0f} MiB claim"

@@ -124,8 +124,13 @@ def _read_voxels(path: Path, offset: int, dtype: np.dtype[Any], n: int) -> npt.N
 
 
 def _gunzip_into(fh: BufferedReader, size: int, path: Path) -> npt.NDArray[np.uint8]:
-    """Decompress a gzip stream into a new uint8 array of ``size`` bytes (the rest is ignored)."""
-    out = np.empty(size, dtype=np.uint8)
+    """Decompress a gzip stream into a new uint8 array of ``size`` bytes (the rest is ignored).
+
+    The buffer starts at the size the gzip trailer records (ISIZE: the uncompressed size
+    modulo 4 GiB) and grows only while the stream delivers more, so a damaged header that
+    declares more than the stream holds costs no allocation of what it declares."""
+    capacity = min(size, max(_gzip_size_hint(fh), _CHUNK))
+    out = np.empty(capacity, dtype=np.uint8)
     inflater = zlib.decompressobj(wbits=31)
     pos = 0
     try:
@@ -138,6 +143,11 @@ def _gunzip_into(fh: BufferedReader, size: int, path: Path) -> npt.NDArray[np.ui
                 inflater = zlib.decompressobj(wbits=31)
             piece = inflater.decompress(chunk, min(size - pos, _CHUNK))
             while True:
+                if pos + len(piece) > out.size:  # more than the trailer said: grow
+                    grown = np.empty(min(size, max(2 * out.size, pos + len(piece))),
+                                     dtype=np.uint8)
+                    grown[:pos] = out[:pos]
+                    out = grown
                 out[pos : pos + len(piece)] = np.frombuffer(piece, dtype=np.uint8)
                 pos += len(piece)
                 if not inflater.unconsumed_tail or pos >= size:
@@ -148,3 +158,15 @@ def _gunzip_into(fh: BufferedReader, size: int, path: Path) -> npt.NDArray[np.ui
     if pos < size:
         raise _truncated(path, f"{pos} bytes after decompression, expected {size}")
     return out
+
+
+def _gzip_size_hint(fh: BufferedReader) -> int:
+    """The uncompressed size a gzip file's trailer records (modulo 4 GiB; 0 when unreadable);
+    ``fh`` is left at the start."""
+    try:
+        fh.seek(-4, 2)
+        tail = fh.read(4)
+    except OSError:
+        tail = b""
+    fh.seek(0)
+    return int.from_bytes(tail, "little") if len(tail) == 4 else 0
