@@ -301,3 +301,25 @@ def test_dice_of_the_chosen_mask_matches_its_score() -> None:
     chosen = candidates(network, annotation)[choice.rule]
     assert choice.scores[choice.rule] == pytest.approx(_dice(chosen[HELD] == 1,
                                                              truth[HELD] == 1))
+
+
+def test_slices_where_network_and_interpolation_disagree_are_called_unsure(shared_data):
+    """The brain lesion painted on slices 12 and 16: a network that found the true lesion
+    disagrees with the interpolation between those slices on some slice between them (the
+    status asks the person to check it); a network that agrees with the interpolation leaves
+    nothing unsure, and painted slices are never called unsure."""
+    from napari_medseg.inference.combine import unsure_slices
+    from napari_medseg.io import read_label_map, read_scan
+
+    scan = read_scan(shared_data / "mri_lesion" / "brain1_image.nrrd")
+    truth = read_label_map(shared_data / "mri_lesion" / "brain1_label.nrrd", like=scan).array
+    truth = (truth > 0).astype(np.uint8)
+    labeled = np.zeros(truth.shape, bool)
+    labeled[[12, 16]] = True
+    annotation = Annotation(labels=np.where(labeled, truth, 0), labeled=labeled, axis=0,
+                            slices=(12, 16), spacing=scan.geometry.spacing)
+    unsure = unsure_slices(truth, annotation)
+    assert unsure, "the true lesion and the interpolation agree everywhere?"
+    assert set(unsure) <= {13, 14, 15}
+    interpolated, inside = annotation.interpolated()
+    assert unsure_slices(np.where(inside, interpolated, 0), annotation) == []

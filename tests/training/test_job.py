@@ -235,3 +235,9 @@ def test_the_plan_comes_as_a_typed_event() -> None:
     plans = [e for e in events if isinstance(e, PlanReady)]
     assert len(plans) == 1
     assert plans[0].summary == result.plan.summary()
+    # the time left a front end shows after the training steps: the scan's segmenting
+    assert plans[0].train_s == pytest.approx(result.plan.train.steps * result.plan.step_s)
+    assert plans[0].segment_s == pytest.approx(2 * result.plan.inference_s)
+    assert plans[0].segment_s > 0
+    assert plans[0].train_s + plans[0].segment_s == pytest.approx(result.plan.eta_s)
+    assert "to segment the scan" in plans[0].summary

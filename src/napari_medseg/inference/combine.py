@@ -111,6 +111,37 @@ def candidates(network: npt.NDArray[np.integer], annotation: Annotation
     return out
 
 
+#: Share of a slice's object (the union of both masks there) on which the network and shape
+#: interpolation may disagree before the slice is called unsure.
+UNSURE = 0.3
+#: Slices whose object (that union) is smaller than this are never called unsure.
+UNSURE_MIN_VOXELS = 10
+
+
+def unsure_slices(network: npt.NDArray[np.integer], annotation: Annotation) -> list[int]:
+    """The unpainted slices between the painted ones where the network (its pieces connected
+    to the annotation) and shape interpolation between the painted slices disagree on more
+    than :data:`UNSURE` of the object: whichever rule built the mask, nothing the person
+    painted tells which of the two is right there."""
+    interpolated = annotation.interpolated()
+    if interpolated is None or annotation.axis is None:
+        return []
+    values, inside = interpolated
+    connected = np.moveaxis(keep_connected(network, annotation.labels, annotation.labeled),
+                            annotation.axis, 0)
+    between = np.moveaxis(np.where(inside, values, 0), annotation.axis, 0)
+    painted = set(annotation.slices)
+    unsure = []
+    for s in range(min(painted) + 1, max(painted)):
+        if s in painted:
+            continue
+        union = int(((connected[s] > 0) | (between[s] > 0)).sum())
+        differ = int((connected[s] != between[s]).sum())
+        if union >= UNSURE_MIN_VOXELS and differ > UNSURE * union:
+            unsure.append(s)
+    return unsure
+
+
 def held_back_dice(prediction: npt.NDArray[np.integer], truth: npt.NDArray[np.integer],
                    mask: npt.NDArray[np.bool_], classes: Sequence[int] | None = None
                    ) -> tuple[float, dict[int, float]]:

@@ -43,6 +43,7 @@ from napari_medseg.inference.combine import (
     RuleChoice,
     apply_rule,
     choose_rule,
+    unsure_slices,
 )
 from napari_medseg.inference.fit import describe_training_data
 from napari_medseg.inference.options import PredictOptions
@@ -102,6 +103,8 @@ class LearnResult:
     seconds: float = 0.0
     annotation: AnnotationMask | None = None  # the mask of the annotation alone (no model)
     beyond: str = ""  # where the mask reaches past the painted slices, in words
+    #: unpainted slices between the painted ones where the network and interpolation disagree
+    unsure: tuple[int, ...] = ()
 
     @property
     def learned(self) -> bool:
@@ -130,6 +133,9 @@ class LearnResult:
             parts.append(f"mask: {DESCRIPTIONS[self.rule.rule]}")
         if self.beyond:
             parts.append(self.beyond)
+        if self.unsure:
+            parts.append(f"check {_slice_list(self.unsure)}: the network and the interpolation "
+                         "between your slices disagree there")
         if self.model_path is not None:
             parts.append(f"saved {self.model_path.name}")
         return "; ".join(parts)
@@ -182,6 +188,16 @@ def _check_not_everywhere(mask: np.ndarray, volume: LabeledVolume, names: dict[i
                    "so nothing was saved; annotate more slices (or check the labels match the "
                    "scan) and train again")
             raise TrainingError(msg)
+
+
+def _slice_list(slices: Sequence[int]) -> str:
+    """``slice 7``, ``slices 7, 9`` or ``slices 7-9``."""
+    ordered = sorted(slices)
+    if len(ordered) == 1:
+        return f"slice {ordered[0]}"
+    if ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"slices {ordered[0]}-{ordered[-1]}"
+    return "slices " + ", ".join(str(s) for s in ordered)
 
 
 #: Slices past the painted range the mask may reach before the status says so.
@@ -279,7 +295,8 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
                                     n_classes=n_classes)
     for note in plan.notes:
         yield Log(note)
-    yield PlanReady(message=f"plan: {plan.summary()}", summary=plan.summary())
+    yield PlanReady(message=f"plan: {plan.summary()}", summary=plan.summary(),
+                    train_s=plan.train_s, segment_s=plan.segment_s)
     record = {"plan": plan.summary(), "plan_notes": list(plan.notes), **(provenance or {})}
     if start_model is not None:
         trainer = Trainer(start_model, plan.spec, volumes, plan.train, mode="finetune",
@@ -315,6 +332,7 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
     mask = network = None
     rule = None
     beyond = ""
+    unsure: list[int] = []
     suggestions: list[SliceSuggestion] = []
     spec = result.spec
     if segment:
@@ -358,10 +376,17 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
         network = LabelMap(array=network_labels, geometry=volume.grid.geometry,
                            class_names=names)
         if layout.axis is not None and layout.slices:
+            unsure = unsure_slices(network_labels, full)
+            suggestions[:0] = [SliceSuggestion(axis=layout.axis, index=s, uncertain=0.0,
+                                               disagreeing=0) for s in unsure[:1]]
             beyond, first_past = past_annotation(combined, layout.axis, layout.slices)
             if first_past is not None:
                 suggestions.insert(0, SliceSuggestion(axis=layout.axis, index=first_past,
                                                       uncertain=0.0, disagreeing=0))
+            firsts: dict[int, SliceSuggestion] = {}  # each slice once, first place wins
+            for suggestion in suggestions:
+                firsts.setdefault(suggestion.index, suggestion)
+            suggestions = list(firsts.values())
     heldout = []
     if validation_volumes:
         yield Log(f"scoring the {len(validation_volumes)} validation scan(s)")
@@ -396,7 +421,8 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
     return LearnResult(model_path=path, spec=spec, train=result, plan=plan, verdict=verdict,
                        mask=mask, network=network, rule=rule, suggestions=suggestions,
                        heldout_scores=heldout, seconds=time.perf_counter() - started,
-                       beyond=beyond if segment and mask is not None else "")
+                       beyond=beyond if segment and mask is not None else "",
+                       unsure=tuple(unsure) if segment and mask is not None else ())
 
 
 def score_volumes(model: torch.nn.Module, spec: CheckpointSpec,

@@ -184,9 +184,20 @@ class TrainingPlan:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def train_s(self) -> float:
+        """Expected seconds of training: the planned steps at the measured speed."""
+        return self.train.steps * self.step_s
+
+    @property
+    def segment_s(self) -> float:
+        """Expected seconds of segmenting the scan after training: once with the validated
+        weights (to choose how the mask combines with the annotation), once for the mask."""
+        return 2 * self.inference_s
+
+    @property
     def eta_s(self) -> float:
-        """Expected seconds for training and segmenting the scan twice."""
-        return self.train.steps * self.step_s + 2 * self.inference_s
+        """Expected seconds of the whole run: training, then segmenting the scan."""
+        return self.train_s + self.segment_s
 
     def summary(self) -> str:
         dims = ("2.5D" if self.spec.context_slices else "2D") if self.spec.spatial_dims == 2 \
@@ -196,7 +207,8 @@ class TrainingPlan:
         return (f"{self.spec.architecture} {dims}{shown}, {self.train.steps} steps of "
                 f"{self.train.batch_size} x {tuple(self.train.patch_size or ())} "
                 f"({self.step_s * 1000:.0f} ms each on {self.device}), about "
-                f"{_clock(self.eta_s)} in all")
+                f"{_clock(self.train_s)} to train and {_clock(self.segment_s)} to segment "
+                f"the scan, {_clock(self.eta_s)} in all")
 
 
 def _clock(seconds: float) -> str:
