@@ -174,7 +174,7 @@ class Journey:
         self.reference = read_label_map(REFERENCE)
 
         def paint() -> None:
-            widget.track()
+            widget.corrections.track()
             layer = self.prediction
             layer.selected_label = 2
             for z in CORRECTED_SLICES:
@@ -182,7 +182,7 @@ class Journey:
                 wrong = np.nonzero(np.asarray(layer.data[z]) != self.reference.array[z])
                 values = self.reference.array[z][wrong]
                 layer.data_setitem((np.full(wrong[0].shape, z), *wrong), values)
-                widget.mark_current_slice()
+                widget.corrections.mark_current_slice()
 
         return self.step("correct", paint, background=False)
 

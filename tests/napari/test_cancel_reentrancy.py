@@ -225,7 +225,7 @@ def test_finetune_cancel_keeps_a_complete_checkpoint_or_nothing(make_napari_view
     widget.device.value = "cpu"
     widget.steps.value = 500
     widget.learn_controls["learning_rate"].value = 1e-2
-    widget.mark_all()
+    widget.corrections.mark_all()
     widget.finetune()
     widget.finetune()  # a second press while it runs: refused, not queued
     assert "already running" in shown[-1], shown

@@ -10,18 +10,19 @@ from npe2 import PluginManifest
 from qtpy.QtWidgets import QLabel, QMainWindow, QWidget
 
 import napari_medseg
-from napari_medseg._napari import notify
+from napari_medseg._napari import notify, shortcuts
 from napari_medseg._napari.dock import (
     DOCK_NAME,
     MAX_SHARE,
     TABS,
     MedSegDock,
     Tab,
-    TabOpener,
     find_dock,
     open_dock,
 )
 from napari_medseg._napari.launch import open_viewer, widget_names
+from napari_medseg._napari.model_events import announce_model
+from napari_medseg._napari.openers import TabOpener
 from napari_medseg._napari.screen import available_geometry, fit_to_screen, grow_within_screen
 
 pytestmark = pytest.mark.gui
@@ -134,9 +135,15 @@ def test_layer_changes_and_new_models_reach_every_tab(qtbot, napari_settings,
     dock = MedSegDock(viewer, tabs=tabs)
     viewer.window.add_dock_widget(dock, name=DOCK_NAME)
     viewer.add_image(np.zeros((4, 4)), name="new")  # napari calls the dock's reset_choices
-    dock.refresh_models()  # what a fine-tune that saved a new model calls on every dock
+    announce_model(Path("new-model-v1.safetensors"))  # what a tab that saved a model calls
     for name in "AB":
         assert dock.tab(name).calls[-2:] == ["reset_choices", "refresh_models"]
+    closed = dock.tab("A")
+    closed.deleteLater()  # a closed tab is no longer called, and nothing fails
+    qtbot.waitUntil(lambda: not shortcuts.alive(closed), timeout=5_000)
+    announce_model(Path("new-model-v2.safetensors"))
+    assert dock.tab("B").calls[-1] == "refresh_models"
+    assert dock.tab("B").calls.count("refresh_models") == 2  # once per model, not per tab
 
 
 def test_a_tab_lists_a_scan_opened_after_it(qtbot, napari_settings, make_napari_viewer):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_medseg._napari.correction_tracking import CorrectionTracking
 from napari_medseg._napari.corrections import CorrectionTracker
 from napari_medseg._napari.widgets.finetune_widget import FinetuneWidget
 from napari_medseg.paths import journals_dir
@@ -68,16 +69,16 @@ def test_correct_finetune_adds_the_resegmented_scan(make_napari_viewer, qtbot, m
     widget.device.value = "cpu"
     widget.steps.value = 40
     widget.learn_controls["learning_rate"].value = 1e-2
-    widget.track()
+    widget.corrections.track()
     # the person copies the liver into three slices (their correction) and reviews them
     for z in (8, 14, 20):
         idx = np.nonzero(liver[z])
         prediction.data_setitem((np.full(idx[0].shape, z), *idx), 1)
         viewer.dims.set_point(0, prediction.data_to_world((z, 0, 0))[0])
-        widget.mark_current_slice()
-    assert widget.tracker.reviewed[[8, 14, 20]].all()
+        widget.corrections.mark_current_slice()
+    assert widget.corrections.tracker.reviewed[[8, 14, 20]].all()
     assert "edited" in widget.status.value
-    overlay = widget.tracker.overlay
+    overlay = widget.corrections.tracker.overlay
     assert overlay.metadata["medseg_overlay"]
     assert overlay.contour > 0  # outlines, not a fill
     n_layers = len(viewer.layers)
@@ -98,7 +99,7 @@ def test_correct_finetune_adds_the_resegmented_scan(make_napari_viewer, qtbot, m
     # the corrected slices keep the person's labels in the new layer
     np.testing.assert_array_equal(viewer.layers[-1].data[14], liver[14])
     # the journal of a bundled sample goes to the data folder, never into the package
-    assert widget.journal_file.parent == journals_dir()
+    assert widget.corrections.journal_file.parent == journals_dir()
     assert not list(SAMPLE_VOLUMES.glob("*.jsonl"))
 
 
@@ -126,7 +127,7 @@ def test_corrections_survive_a_restart_and_interpolate(make_napari_viewer, tmp_p
 
     monkeypatch.setattr(notify, "show_warning", lambda message: None)
     asked = []
-    monkeypatch.setattr(FinetuneWidget, "ask_restore",
+    monkeypatch.setattr(CorrectionTracking, "ask_restore",
                         lambda self, summary: asked.append(summary) or RestoreChoice.RESTORE)
     scan_path = tmp_path / "ct.nii.gz"
     shutil.copy(SAMPLE_VOLUMES / "ct_abdomen.nii.gz", scan_path)
@@ -139,12 +140,12 @@ def test_corrections_survive_a_restart_and_interpolate(make_napari_viewer, tmp_p
         widget = FinetuneWidget(viewer)
         widget.labels.value = prediction
         widget.image.value = image
-        widget.track()
+        widget.corrections.track()
         return viewer, prediction, widget
 
     viewer, prediction, widget = session()
     prediction.data_setitem((np.array([5, 5]), np.array([40, 41]), np.array([50, 50])), 1)
-    widget.tracker.mark_slice_reviewed(0, 9)
+    widget.corrections.tracker.mark_slice_reviewed(0, 9)
     # a square on slices 10 and 20, interpolated in between
     for z, half in ((10, 4), (20, 8)):
         yy, xx = np.mgrid[50 - half:50 + half, 60 - half:60 + half]
@@ -154,7 +155,7 @@ def test_corrections_survive_a_restart_and_interpolate(make_napari_viewer, tmp_p
     assert prediction.data[15].sum() > 0  # slices in between were filled
     size_15 = int(prediction.data[15].sum())
     assert 8 * 8 < size_15 < 16 * 16
-    journal = widget.journal_file
+    journal = widget.corrections.journal_file
     assert journal.exists()
     assert journal.parent == journals_dir()  # the one documented folder, never the scan's
     expected = np.array(prediction.data)
@@ -164,9 +165,9 @@ def test_corrections_survive_a_restart_and_interpolate(make_napari_viewer, tmp_p
     assert len(asked) == 1  # the person was asked once, and chose Restore
     assert asked[0].reviewed_slices == 1
     np.testing.assert_array_equal(prediction2.data, expected)
-    assert widget2.tracker.edited[5, 40, 50]
-    assert widget2.tracker.reviewed[9].all()
-    assert widget2.tracker.edited[15].sum() == size_15
+    assert widget2.corrections.tracker.edited[5, 40, 50]
+    assert widget2.corrections.tracker.reviewed[9].all()
+    assert widget2.corrections.tracker.edited[15].sum() == size_15
 
 
 def test_corrections_made_in_the_correct_tab_go_into_the_saved_files_record(
@@ -193,3 +194,74 @@ def test_corrections_made_in_the_correct_tab_go_into_the_saved_files_record(
     assert edits["edited_slices"] == [12]
     assert edits["reviewed_slices"] == [20]
     assert edits["untracked_changes"] is False  # the record knows the labels as saved
+
+
+def test_values_left_to_the_plan_say_planned(make_napari_viewer, qtbot):
+    from napari_medseg._napari.options_form import options_from_controls
+    from napari_medseg._napari.widgets.train_widget import TrainWidget
+    from napari_medseg.training.plan import LearnOptions
+
+    viewer = make_napari_viewer()
+    widget = FinetuneWidget(viewer)
+    steps, rate = widget.steps.native, widget.learning_rate.native
+    assert rate.text() == "planned"  # not "0.00000"
+    assert (steps.lineEdit().text(), steps.lineEdit().placeholderText()) == ("", "planned")
+    widget.steps.value = 40
+    widget.learning_rate.value = 0.001
+    qtbot.wait(20)
+    assert steps.lineEdit().text() == "40"
+    assert rate.text() != "planned"
+    options = options_from_controls(LearnOptions, widget.learn_controls)
+    assert (options.steps, options.learning_rate) == (40, pytest.approx(0.001))
+    widget.steps.value = 0  # back to the plan
+    widget.learning_rate.value = 0.0
+    qtbot.waitUntil(lambda: steps.lineEdit().text() == "", timeout=2_000)
+    assert rate.text() == "planned"
+    options = options_from_controls(LearnOptions, widget.learn_controls)
+    assert (options.steps, options.learning_rate) == (None, None)
+    train = TrainWidget(viewer)  # the Train tab's Advanced says it too
+    for name in ("batch_size", "context_slices", "patch_size"):
+        edit = train.learn_controls[name].native
+        edit = edit if hasattr(edit, "placeholderText") else edit.lineEdit()
+        assert (edit.text(), edit.placeholderText()) == ("", "planned"), name
+
+
+def test_track_corrections_is_a_switch_that_says_on_or_off(make_napari_viewer, monkeypatch):
+    monkeypatch.setattr(CorrectionTracking, "ask_restore",
+                        lambda self, summary: pytest.fail(f"nothing to restore: {summary}"))
+    viewer = make_napari_viewer()
+    image, labels = viewer.open_sample("napari-medseg", "ct_abdomen")
+    widget = FinetuneWidget(viewer)
+    widget.labels.value, widget.image.value = labels, image
+    corrections = widget.corrections
+    button = corrections.track_button
+    assert button.native.isCheckable()
+    assert not button.native.isChecked()
+    assert button.text == "Track corrections: off"
+    assert button.tooltip.startswith("Off")
+    button.native.click()  # the person switches it on
+    tracker = corrections.tracker
+    assert tracker is not None
+    assert tracker.layer is labels
+    assert button.native.isChecked()
+    assert button.text == "Track corrections: on"
+    assert button.tooltip.startswith(f"On: recording the edits and reviewed slices of "
+                                     f"{labels.name!r}")
+    assert tracker.overlay in viewer.layers
+    labels.data_setitem((np.array([3]), np.array([4]), np.array([5])), 7)
+    assert tracker.edited[3, 4, 5]
+    button.native.click()  # and off again: nothing more is recorded, the overlay goes
+    assert corrections.tracker is None
+    assert not button.native.isChecked()
+    assert button.text == "Track corrections: off"
+    assert tracker.overlay not in viewer.layers
+    assert widget.status.value.startswith(f"tracking off: edits of {labels.name!r} are not "
+                                          "recorded (1 voxel(s) edited")
+    labels.data_setitem((np.array([3]), np.array([9]), np.array([9])), 7)
+    assert not tracker.edited[3, 9, 9]
+    corrections.mark_current_slice()  # marking a slice reviewed switches it on again...
+    assert corrections.tracker is tracker  # ... where it stopped, without asking to restore
+    assert tracker.edited[3, 4, 5]
+    assert button.native.isChecked()
+    assert button.text == "Track corrections: on"
+    assert tracker.overlay in viewer.layers

@@ -27,8 +27,8 @@ from napari_medseg._napari.widgets.finetune_widget import FinetuneWidget
 from tests.napari.test_journal_restore import STROKES, session
 
 viewer, labels, widget = session(napari.Viewer(show=False), sys.argv[1])
-widget.ask_restore = lambda summary: sys.exit(f"asked on a first session: {summary}")
-widget.track()
+widget.corrections.ask_restore = lambda summary: sys.exit(f"asked at first: {summary}")
+widget.corrections.track()
 for i, (z, y, x, value) in enumerate(STROKES):
     labels.selected_label = value
     labels.paint((z, y, x), value)
@@ -109,24 +109,24 @@ def test_killed_napari_is_asked_restores_exactly_then_discards(make_napari_viewe
     # reached the journal before the kill)
     viewer, labels, widget = session(make_napari_viewer(), scan_path)
     asked = _answer_dialog(qtbot, "Restore")
-    widget.track()
+    widget.corrections.track()
     assert len(asked) == 1
     assert "edited voxel" in asked[0]
     restored = np.asarray(labels.data)
     matches = [n for n in (15, 16) if np.array_equal(restored, _expected(restored.shape, n))]
     assert matches, "the restored labels are not the acknowledged strokes"
-    assert widget.tracker.edited.sum() == (restored > 0).sum()
+    assert widget.corrections.tracker.edited.sum() == (restored > 0).sum()
     viewer.close()
 
     # another restart: Discard -> a clean layer, and the journal is gone for good
     viewer, labels, widget = session(make_napari_viewer(), scan_path)
     asked = _answer_dialog(qtbot, "Discard")
-    widget.track()
+    widget.corrections.track()
     assert len(asked) == 1
     assert not np.asarray(labels.data).any()
-    assert not widget.tracker.edited.any()
+    assert not widget.corrections.tracker.edited.any()
     viewer.close()
     viewer, labels, widget = session(make_napari_viewer(), scan_path)
-    widget.ask_restore = lambda summary: pytest.fail(f"asked again: {summary}")
-    widget.track()
+    widget.corrections.ask_restore = lambda summary: pytest.fail(f"asked again: {summary}")
+    widget.corrections.track()
     assert not np.asarray(labels.data).any()

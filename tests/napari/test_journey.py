@@ -71,7 +71,7 @@ def test_journey_from_scan_to_saved_labels(tmp_path, qtbot, make_napari_viewer):
 
         journey.correct()
         finetune = find_dock(journey.viewer).tab("Correct and fine-tune")
-        tracker = finetune.tracker
+        tracker = finetune.corrections.tracker
         assert tracker.reviewed[list(CORRECTED_SLICES)].all()
         assert set(np.nonzero(tracker.edited)[0]) <= set(CORRECTED_SLICES)
         assert tracker.edited.sum() > 0

@@ -207,7 +207,7 @@ def test_review_and_finetune_keys_while_painting(make_napari_viewer, qtbot, show
     viewer.window.add_dock_widget(widget, name="Correct and fine-tune")
     widget.labels.value = labels
     widget.image.value = image
-    assert "Ctrl+Shift+R" in widget.review_button.text
+    assert "Ctrl+Shift+R" in widget.corrections.review_button.text
     assert "Ctrl+Shift+F" in widget.finetune_button.text
 
     _press(qtbot, _canvas(viewer), Qt.Key.Key_F)  # nothing labeled yet: refused, with the fix
@@ -217,9 +217,9 @@ def test_review_and_finetune_keys_while_painting(make_napari_viewer, qtbot, show
     labels.mode = "paint"  # the person is painting on the canvas
     viewer.dims.set_point(0, labels.data_to_world((14, 0, 0))[0])
     _press(qtbot, _canvas(viewer), Qt.Key.Key_R)
-    assert widget.tracker is not None
-    assert widget.tracker.reviewed[14].all()
-    assert not widget.tracker.reviewed[13].any()
+    assert widget.corrections.tracker is not None
+    assert widget.corrections.tracker.reviewed[14].all()
+    assert not widget.corrections.tracker.reviewed[13].any()
 
 
 def test_a_closed_widget_no_longer_answers_its_key(make_napari_viewer, qtbot):

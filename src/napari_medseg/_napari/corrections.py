@@ -115,9 +115,15 @@ class CorrectionTracker:
         return int(changed.sum())
 
     def disconnect(self) -> None:
+        """Stop recording the layer's edits (:meth:`reconnect` goes on where it stopped)."""
         self.layer.events.paint.disconnect(self._on_paint)
         if _TRACKERS.get(self.layer) is self:
             del _TRACKERS[self.layer]
+
+    def reconnect(self) -> None:
+        """Record the layer's edits again, into the same masks and journal."""
+        self.layer.events.paint.connect(self._on_paint)
+        _TRACKERS[self.layer] = self
 
     # ---------------------------------------------------------------- events
     def _on_paint(self, event: Any) -> None:

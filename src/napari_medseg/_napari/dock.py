@@ -5,37 +5,36 @@
 dock, named ``MedSeg``, on the right tab.  napari itself would give each widget contribution
 a dock of its own (named ``Segment (MedSeg)`` from the menu and ``Segment (napari-medseg)``
 from Python), and five stacked docks force the main window taller than the screen.  So each
-widget contribution of the manifest is a *tab opener* (:class:`TabOpener`): creating it
-opens (or finds) the one dock, raises its tab, and closes the small dock napari puts the
-opener in as soon as the event loop turns.
+widget contribution of the manifest is a *tab opener* (:mod:`~napari_medseg._napari.openers`)
+that opens (or finds) the one dock with :func:`open_dock` and raises its tab.
 
-Each tab's widget sits in a scroll area, so a tall tab scrolls instead of making the window
-taller, and the dock is only as wide as its widest tab needs.  The dock is found again by
-its type among ``viewer.window.dock_widgets``, so its name does not matter.
+Each tab's widget sits in a :class:`~napari_medseg._napari.tab_page.TabPage`: a tall tab
+scrolls instead of making the window taller, and the dock is only as wide as its widest tab
+needs.  The dock is found again by its type among ``viewer.window.dock_widgets``, so its
+name does not matter.  When it first opens, and whenever a scan is opened through the
+plugin's reader or samples, the view is refitted to the canvas (``viewer.reset_view()``):
+the dock took part of the canvas's width.  Every tab with a model list follows the models
+folder (:func:`~napari_medseg._napari.model_events.follow_models`).
 
 Adding a tab takes three lines: a :class:`Tab` in :data:`TABS` (its widget class is
-imported when the dock opens), an opener class below (``class TrainTab(TabOpener):
-name = "Train"``) and a widget entry in ``napari.yaml`` whose ``python_name`` is that class
-and whose ``display_name`` is the tab's ``name``.
+imported when the dock opens), an opener class in :mod:`~napari_medseg._napari.openers`
+and a widget entry in ``napari.yaml`` whose ``python_name`` is that class and whose
+``display_name`` is the tab's ``name``.
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
-from qtpy.QtCore import QEvent, QSize, Qt, QTimer
+from qtpy.QtCore import QEvent, Qt, QTimer
 from qtpy.QtWidgets import (
     QDockWidget,
-    QFrame,
     QLabel,
     QMainWindow,
-    QScrollArea,
     QSizePolicy,
-    QStyle,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -43,12 +42,14 @@ from qtpy.QtWidgets import (
 
 import napari
 from napari_medseg._napari import shortcuts
+from napari_medseg._napari.model_events import follow_models
 from napari_medseg._napari.notify import report
 from napari_medseg._napari.screen import fit_to_screen, grow_within_screen
+from napari_medseg._napari.tab_page import TabPage
 
 DOCK_NAME = "MedSeg"
 MAX_SHARE = 0.4  # of the main window's width, at most, for the dock's opening width
-log = logging.getLogger(__name__)
+PLUGIN = "napari-medseg"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,63 +99,11 @@ def _qt(widget: Any) -> QWidget:
     return widget if isinstance(widget, QWidget) else widget.native
 
 
-_EXPANDING = {QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding,
-              QSizePolicy.Policy.Ignored}
-
-
-def _wants_height(widget: QWidget) -> bool:
-    """napari's rule for a docked widget: it takes the height it is given if it, or one of
-    the widgets directly in its layout, expands vertically (a table, a plot)."""
-    if widget.sizePolicy().verticalPolicy() in _EXPANDING:
-        return True
-    layout = widget.layout()
-    if layout is None:
-        return False
-    for i in range(layout.count()):
-        child = layout.itemAt(i).widget()
-        if child is not None and child.sizePolicy().verticalPolicy() in _EXPANDING:
-            return True
-    return False
-
-
-class _Holder(QWidget):
-    """A scroll area's content that is never squeezed below its preferred height: a tab
-    taller than the dock scrolls instead of shrinking its buttons."""
-
-    def minimumSizeHint(self) -> QSize:
-        hint = super().minimumSizeHint()
-        return QSize(hint.width(), max(hint.height(), self.sizeHint().height()))
-
-
-class TabPage(QScrollArea):
-    """A tab's widget in a scroll area: taller than the dock, it scrolls vertically; in a
-    dock narrower than :meth:`needed_width` (a small screen, or a person narrowed it), it
-    scrolls sideways instead of squeezing the controls."""
-
-    def __init__(self, content: QWidget) -> None:
-        super().__init__()
-        self.content = content
-        self.setWidgetResizable(True)
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        holder = _Holder()
-        layout = QVBoxLayout(holder)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(content)
-        if not _wants_height(content):
-            layout.addStretch(1)  # controls stay at the top, as napari docks them
-        self.setWidget(holder)
-
-    def needed_width(self) -> int:
-        """The width that shows the widget whole, with room for the vertical scroll bar."""
-        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
-        return self.widget().minimumSizeHint().width() + bar + 2 * self.frameWidth()
-
-
 class MedSegDock(QWidget):
     """The tabs of napari-medseg in one dock widget; see the module docstring.
 
-    napari calls :meth:`reset_choices` when layers change; it is passed on to every tab,
-    as :meth:`refresh_models` is (a fine-tuned model appears in every model list).
+    napari calls :meth:`reset_choices` when layers change; it is passed on to every tab.
+    A tab with a model list (``refresh_models``) follows the models folder.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer, *, tabs: Sequence[Tab] = TABS) -> None:
@@ -171,14 +120,17 @@ class MedSegDock(QWidget):
         for tab in tabs:
             widget = self._create(tab)
             page = TabPage(_qt(widget))
-            page.widget().installEventFilter(self)  # a tab that grows widens the dock
+            page.holder.installEventFilter(self)  # a tab that grows widens the dock
             index = self.tabs.addTab(page, tab.title)
             self.tabs.setTabToolTip(index, tab.tooltip or tab.name)
             self.widgets[tab.name] = widget
             self.pages[tab.name] = page
+            if hasattr(widget, "refresh_models"):
+                follow_models(widget)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs)
+        viewer.layers.events.inserted.connect(self._layer_added)
 
     def _create(self, tab: Tab) -> Any:
         """The tab's widget; a tab that fails to build says why instead of taking the other
@@ -227,7 +179,8 @@ class MedSegDock(QWidget):
     def needed_width(self) -> int:
         """The width that shows every tab whole (the widest tab and the tab bar)."""
         pages = max((page.needed_width() for page in self.pages.values()), default=0)
-        return max(pages, self.tabs.tabBar().sizeHint().width() + 4)
+        bar = self.tabs.tabBar()
+        return max(pages, bar.sizeHint().width() + 4 if bar is not None else 0)
 
     def fit_width(self) -> int:
         """Make the dock as wide as its widest tab needs, but at most :data:`MAX_SHARE` of
@@ -241,8 +194,8 @@ class MedSegDock(QWidget):
         self._fitted = width
         return width
 
-    def eventFilter(self, watched: Any, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.LayoutRequest:
+    def eventFilter(self, watched: Any, event: QEvent | None) -> bool:
+        if event is not None and event.type() == QEvent.Type.LayoutRequest:
             self.grow_to_fit()
         return False
 
@@ -269,11 +222,26 @@ class MedSegDock(QWidget):
                 reset(*args)
         self.grow_to_fit()
 
-    def refresh_models(self) -> None:
-        for widget in self.widgets.values():
-            refresh = getattr(widget, "refresh_models", None)
-            if refresh is not None:
-                refresh()
+    def _layer_added(self, event: Any) -> None:
+        """A scan opened through the plugin's reader or samples is shown whole."""
+        layer = event.value
+        source = layer.source
+        opened = PLUGIN in (source.reader_plugin, (source.sample or (None,))[0])
+        if opened and isinstance(layer, napari.layers.Image) and shortcuts.alive(self):
+            refit_view(self.viewer)
+
+
+def refit_view(viewer: napari.viewer.Viewer) -> None:
+    """Fit the scans into the canvas (``viewer.reset_view()``) once the event loop has laid
+    the window out (the canvas's size changes with the dock and the window)."""
+
+    def refit() -> None:
+        try:
+            viewer.reset_view()
+        except RuntimeError:  # the window was closed in the meantime
+            return
+
+    QTimer.singleShot(0, refit)
 
 
 def find_dock(viewer: napari.viewer.Viewer) -> MedSegDock | None:
@@ -292,7 +260,7 @@ def open_dock(viewer: napari.viewer.Viewer, tab: str | None = None) -> MedSegDoc
     the person chose none (:mod:`napari_medseg._napari.preferred_reader`); the main window
     grows by the dock's width as far as the screen allows, and one taller or wider than the
     screen (a size napari remembered) is fitted to it; the dock gets the width its widest
-    tab needs (:meth:`MedSegDock.fit_width`).
+    tab needs (:meth:`MedSegDock.fit_width`), and the view is refitted to the canvas.
     """
     dock = find_dock(viewer)
     if dock is None:
@@ -309,76 +277,8 @@ def open_dock(viewer: napari.viewer.Viewer, tab: str | None = None) -> MedSegDoc
             grow_within_screen(window, width=window.width() + dock.needed_width())
             fit_to_screen(window, maximize=False)
         dock.fit_width()
+        refit_view(viewer)
     if tab is not None:
         dock.show_tab(tab)
     return dock
 
-
-class TabOpener(QWidget):
-    """What napari docks for a Plugins > MedSeg entry: it opens the MedSeg dock on the tab
-    ``name`` and then closes the extra dock napari put it in.
-
-    ``tab_widget`` is the opened tab's widget, so
-    ``viewer.window.add_plugin_dock_widget("napari-medseg", "Segment")[1].tab_widget`` is
-    the Segment widget (the dock napari returns there is closed at the next event-loop turn;
-    :func:`open_dock` returns the MedSeg dock itself).
-    """
-
-    name: ClassVar[str] = ""
-
-    def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__()
-        self.setObjectName(f"open {self.name} tab")
-        self.viewer = viewer
-        self.dock = open_dock(viewer, self.name)
-        self.tab_widget = self.dock.tab(self.name)
-        self.setMaximumSize(0, 0)
-        QTimer.singleShot(0, self._leave)
-
-    def event(self, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.ParentChange:
-            parent = self.parentWidget()
-            if isinstance(parent, QDockWidget):
-                parent.hide()  # never shown: it would split the dock area for one turn
-        return super().event(event)
-
-    def _leave(self) -> None:
-        """Close the dock napari made for this opener, keep the MedSeg dock in front."""
-        parent = self.parentWidget()
-        if isinstance(parent, QDockWidget):
-            try:
-                self.viewer.window.remove_dock_widget(parent)
-            except (LookupError, RuntimeError) as exc:  # closed already, or no window
-                log.debug("opener dock already gone: %s", exc)
-        try:
-            self.dock.show_tab(self.name)
-        except RuntimeError:  # the window was closed in the meantime
-            return
-
-
-class ScanTab(TabOpener):
-    name = "Scan"
-
-
-class SegmentTab(TabOpener):
-    name = "Segment"
-
-
-class InteractiveTab(TabOpener):
-    name = "Interactive"
-
-
-class TrainTab(TabOpener):
-    name = "Train"
-
-
-class CorrectTab(TabOpener):
-    name = "Correct and fine-tune"
-
-
-class EvaluateTab(TabOpener):
-    name = "Evaluate"
-
-
-class FuseTab(TabOpener):
-    name = "Fuse"

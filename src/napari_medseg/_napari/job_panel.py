@@ -14,12 +14,13 @@ import time
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
-from magicgui.widgets import Container, Label, ProgressBar, PushButton, Widget
+from magicgui.widgets import Container, ProgressBar, PushButton, Widget
 from qtpy.QtWidgets import QSizePolicy
 
 from napari_medseg._napari import shortcuts
 from napari_medseg._napari.jobs import JobRunner
 from napari_medseg._napari.notify import message, report, warn
+from napari_medseg._napari.wrapping_label import WrappingLabel
 from napari_medseg.events import Event, Log, Progress
 
 
@@ -73,10 +74,9 @@ class JobPanel(Container):
                                    shortcuts.CANCEL))
         self.progress = ProgressBar(value=0, min=0, max=100)
         self.progress.tooltip = "Progress of the running job"
-        self.status = Label(value=idle_text)
-        # a long status wraps to the dock's width instead of widening the dock, and takes
-        # the lines it needs (never the height of the buttons above it)
-        self.status.native.setWordWrap(True)
+        # a long status (a long layer name too) wraps to the dock's width instead of widening
+        # the dock, and takes the lines it needs (never the height of the buttons above it)
+        self.status = WrappingLabel(idle_text)
         self.status.native.setSizePolicy(QSizePolicy.Policy.Ignored,
                                           QSizePolicy.Policy.MinimumExpanding)
         rows = [_fixed_height(Container(widgets=[self.run_button, self.cancel_button],

@@ -7,7 +7,7 @@ layer's ``medseg_modality`` metadata, which Segment and the fit check then use.
 
 from __future__ import annotations
 
-from magicgui.widgets import ComboBox, Container, Label, create_widget
+from magicgui.widgets import ComboBox, Container, create_widget
 
 import napari
 from napari_medseg._napari.layers import (
@@ -19,6 +19,7 @@ from napari_medseg._napari.layers import (
     set_layer_modality,
 )
 from napari_medseg._napari.notify import report
+from napari_medseg._napari.wrapping_label import WrappingLabel
 from napari_medseg.display import contrast_limits, presets_for
 from napari_medseg.errors import MedsegError
 from napari_medseg.scan import MODALITIES
@@ -42,8 +43,7 @@ class ScanWidget(Container):
         self.preset = ComboBox(label="display", choices=self._preset_choices,
                                tooltip="Intensity window preset for the scan's modality "
                                        "(CT windows in HU, percentiles otherwise)")
-        self.info = Label(value="")
-        self.info.native.setWordWrap(True)
+        self.info = WrappingLabel()  # a long file name in the modality's reason wraps
         self.extend([self.layer, self.modality, self.preset, self.info])
         self._showing = False  # True while the controls follow the selected layer
         self.layer.changed.connect(self._on_layer)
