@@ -135,3 +135,20 @@ def test_no_two_modules_import_each_other():
                 if len(component) > 1:
                     cycles.append(sorted(component))
     assert cycles == [], f"modules that import each other: {cycles}"
+
+
+def test_opening_a_scan_loads_the_tabs_libraries_in_the_background():
+    """napari imports our reader to open a scan: torch and the jobs then load in a daemon
+    thread (so that the dock opens without a multi-second freeze), not before."""
+    code = (
+        "import sys\n"
+        "from napari_medseg._napari import reader, warm_up\n"
+        "from napari_medseg._napari.sample_data import sample_dir\n"
+        "print('torch' in sys.modules)\n"
+        "layers = reader.read_layers(str(sample_dir() / 'ct_abdomen.nii.gz'))\n"
+        "print(len(layers), warm_up.finished.wait(120), 'torch' in sys.modules,\n"
+        "      'napari_medseg.training.job' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=300).stdout.split()
+    assert out == ["False", "1", "True", "True", "True"]

@@ -22,6 +22,7 @@ from napari_medseg._napari.layers import (
     scan_layer_data,
 )
 from napari_medseg._napari.notify import report
+from napari_medseg._napari.warm_up import warm_up
 from napari_medseg.errors import MedsegError
 from napari_medseg.io import (
     list_dicom_series,
@@ -70,8 +71,10 @@ def choose_series(path: Path) -> str | int | None:
 def read_layers(path: str | list[str]) -> list[LayerData]:
     """Layer data for every path; DICOM files of one folder open as one series.
 
-    A path that cannot be read is reported as a notification and skipped.
+    A path that cannot be read is reported as a notification and skipped.  The tabs' heavy
+    libraries start loading in the background (:mod:`~napari_medseg._napari.warm_up`).
     """
+    warm_up()
     try:
         return _read_layers(path)
     except MedsegError as exc:

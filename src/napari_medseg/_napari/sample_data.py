@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_medseg._napari.layers import label_layer_data, scan_layer_data
+from napari_medseg._napari.warm_up import warm_up
 from napari_medseg.errors import ScanReadError
 from napari_medseg.io import read_label_map, read_scan
 
@@ -21,6 +22,7 @@ def sample_dir() -> Path:
 
 
 def _scan_and_labels(scan_name: str, labels_name: str | None) -> list[tuple[Any, ...]]:
+    warm_up()  # the tabs' heavy libraries load in the background meanwhile
     folder = sample_dir()
     scan = read_scan(folder / scan_name)
     layers = [scan_layer_data(scan)]

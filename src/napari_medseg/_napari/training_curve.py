@@ -1,25 +1,34 @@
-"""The live plot of a training run: loss and held-back Dice against the step (matplotlib).
+"""The live plot of a training run: loss and held-back Dice against the step.
 
-Training loss (left axis) is drawn per step with its running mean; the Dice on the held-back
-voxels (right axis, 0-1) as points at each validation; a dashed line marks where the
-held-back voxels were given back to training (the fold-in), after which nothing is held back
-to measure.  The figure is redrawn at most every :data:`REDRAW_S` seconds so that a fast run
-does not spend the GUI thread on drawing.  matplotlib is imported when the first curve is
-made (it costs 0.3 s), not when the plugin loads.
+Training loss (left axis) is drawn per step, faint, with its running mean; the Dice on the
+held-back voxels (right axis, 0-1) as points joined by a line at each validation; a dashed line
+marks where the held-back voxels were given back to training (the fold-in), after which nothing
+is held back to measure.
+
+Drawn with Qt's own painter, not matplotlib: a matplotlib figure took 0.4-1 s of the GUI thread
+to create and to redraw its axes and text (measured by ``benchmarks/bench_journey.py``), while a
+repaint here is a few polylines (a few ms, the loss thinned to one point per pixel column).  A
+new point asks Qt for a repaint at most every :data:`REDRAW_S` seconds; Qt paints when the
+event loop is free.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any
 
-from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtCore import QPointF, QRectF, Qt
+from qtpy.QtGui import QColor, QFont, QPainter, QPaintEvent, QPen, QPolygonF
+from qtpy.QtWidgets import QSizePolicy, QWidget
 
-#: At most one redraw per this many seconds while a run goes on.
+#: At most one repaint request per this many seconds while a run goes on.
 REDRAW_S = 0.5
 #: Height of the plot in pixels (it keeps the tab short on a 800-pixel screen).
 HEIGHT_PX = 170
+LOSS_COLOUR = "#f0a030"
+DICE_COLOUR = "#40a8f0"
+#: Steps averaged in the loss's running mean.
+MEAN_OF = 20
 
 
 class TrainingCurve(QWidget):
@@ -27,28 +36,17 @@ class TrainingCurve(QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
         self.steps: list[int] = []
         self.loss: list[float] = []
         self.dice: list[tuple[int, float]] = []
         self.fold_in: int | None = None
-        self.figure = Figure(figsize=(3.6, 1.7), dpi=100, layout="constrained")
-        self.figure.patch.set_alpha(0.0)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setStyleSheet("background: transparent")
-        self.canvas.setMinimumHeight(HEIGHT_PX)
-        self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setToolTip("Training loss (orange) and Dice on the held-back annotation (blue "
-                        "points); after the dashed line every annotation trains")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.canvas)
-        self.axis = self.figure.add_subplot(111)
-        self.dice_axis = self.axis.twinx()
+        self.setMinimumHeight(HEIGHT_PX)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setToolTip("Training loss (orange, its mean of 20 steps bold) and Dice on the "
+                        "held-back annotation (blue points, right axis 0-1); after the dashed "
+                        "line every annotation trains")
         self._drawn = 0.0
-        self.clear()
+        self.paints = 0  # how many times the plot was painted (tests, benchmarks)
 
     # ---------------------------------------------------------------- data
     def clear(self) -> None:
@@ -72,54 +70,104 @@ class TrainingCurve(QWidget):
         self.fold_in = step
         self.redraw(force=True)
 
-    # ---------------------------------------------------------------- drawing
     def redraw(self, *, force: bool = False) -> None:
         now = time.perf_counter()
         if not force and now - self._drawn < REDRAW_S:
             return
         self._drawn = now
-        self._draw()
+        self.update()  # Qt paints when the event loop is free, merging repeated requests
 
-    def _draw(self) -> None:
-        ax, dx = self.axis, self.dice_axis
-        ax.clear()
-        dx.clear()
-        style = _style(self)
-        for a in (ax, dx):
-            a.tick_params(labelsize=7, colors=style["fg"])
-            for spine in a.spines.values():
-                spine.set_color(style["grid"])
-            a.set_facecolor("none")
-        ax.set_xlabel("step", fontsize=7, color=style["fg"])
-        ax.set_ylabel("loss", fontsize=7, color="#f0a030")
-        # clear() puts a twin axis's ticks and label back on the left: move them right again
-        dx.yaxis.tick_right()
-        dx.yaxis.set_label_position("right")
-        dx.set_ylabel("held-back Dice", fontsize=7, color="#40a8f0")
-        dx.set_ylim(0.0, 1.0)
-        ax.grid(True, color=style["grid"], linewidth=0.4)
-        if self.loss:
-            ax.plot(self.steps, self.loss, color="#f0a030", linewidth=0.6, alpha=0.45,
-                    label="loss")
-            ax.plot(self.steps, _running_mean(self.loss), color="#f0a030", linewidth=1.4,
-                    label="loss (mean of 20)")
-            ax.set_xlim(0, max(self.steps[-1], 1))
-            ax.set_ylim(0.0, max(self.loss) * 1.05 or 1.0)
-        if self.dice:
-            xs, ys = zip(*self.dice, strict=True)
-            dx.plot(xs, ys, "o-", color="#40a8f0", markersize=3, linewidth=1.0,
-                    label="held-back Dice")
+    # ---------------------------------------------------------------- drawing
+    def paintEvent(self, event: QPaintEvent) -> None:
+        self.paints += 1
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        font = QFont(self.font())
+        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
+        painter.setFont(font)
+        metrics = painter.fontMetrics()
+        fg, grid = _colours(self)
+        line = metrics.height()
+        left = metrics.horizontalAdvance("0.000") + 6
+        right = metrics.horizontalAdvance("1.0") + 6
+        plot = QRectF(left, line + 4, max(self.width() - left - right, 10),
+                      max(self.height() - 2 * line - 10, 10))
+        # frame, grid and axis labels
+        painter.setPen(QPen(grid, 1))
+        painter.drawRect(plot)
+        for fraction in (0.25, 0.5, 0.75):
+            y = plot.bottom() - fraction * plot.height()
+            painter.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
+        last = max(self.steps[-1] if self.steps else 1, self.dice[-1][0] if self.dice else 1, 1)
+        top = max(self.loss) * 1.05 if self.loss else 1.0
+        top = top if top > 0 else 1.0
+        painter.setPen(fg)
+        painter.drawText(QRectF(plot.left(), plot.bottom() + 2, plot.width(), line),
+                         Qt.AlignmentFlag.AlignLeft, "0")
+        painter.drawText(QRectF(plot.left(), plot.bottom() + 2, plot.width(), line),
+                         Qt.AlignmentFlag.AlignHCenter, "step")
+        painter.drawText(QRectF(plot.left(), plot.bottom() + 2, plot.width(), line),
+                         Qt.AlignmentFlag.AlignRight, str(last))
+        painter.setPen(QColor(LOSS_COLOUR))
+        painter.drawText(QRectF(0, plot.top() - 2, left - 3, line), Qt.AlignmentFlag.AlignRight,
+                         f"{top:.3g}")
+        painter.drawText(QRectF(0, plot.bottom() - line, left - 3, line),
+                         Qt.AlignmentFlag.AlignRight, "0")
+        painter.drawText(QRectF(plot.left(), 0, plot.width() / 2, line),
+                         Qt.AlignmentFlag.AlignLeft, "loss")
+        painter.setPen(QColor(DICE_COLOUR))
+        painter.drawText(QRectF(plot.right() + 3, plot.top() - 2, right, line),
+                         Qt.AlignmentFlag.AlignLeft, "1.0")
+        painter.drawText(QRectF(plot.right() + 3, plot.bottom() - line, right, line),
+                         Qt.AlignmentFlag.AlignLeft, "0")
+        painter.drawText(QRectF(plot.left(), 0, plot.width(), line),
+                         Qt.AlignmentFlag.AlignRight, "held-back Dice")
+
+        def x_of(step: float) -> float:
+            return plot.left() + plot.width() * step / last
+
+        painter.setClipRect(plot)
         if self.fold_in is not None:
-            ax.axvline(self.fold_in, color=style["fg"], linestyle="--", linewidth=0.8)
-        handles = [*ax.get_legend_handles_labels()[0][1:], *dx.get_legend_handles_labels()[0]]
-        if handles:
-            legend = ax.legend(handles=handles, fontsize=6, loc="upper center", frameon=False,
-                               labelcolor=style["fg"], ncol=2)
-            legend.set_zorder(5)
-        self.canvas.draw_idle()
+            pen = QPen(fg, 1, Qt.PenStyle.DashLine)
+            painter.setPen(pen)
+            painter.drawLine(QPointF(x_of(self.fold_in), plot.top()),
+                             QPointF(x_of(self.fold_in), plot.bottom()))
+        if self.loss:
+            raw, mean = _thinned(self.steps, self.loss, int(plot.width()))
+
+            def loss_line(values: list[tuple[float, float]]) -> QPolygonF:
+                return QPolygonF([QPointF(x_of(s), plot.bottom() - plot.height() * v / top)
+                                  for s, v in values])
+
+            faint = QColor(LOSS_COLOUR)
+            faint.setAlphaF(0.45)
+            painter.setPen(QPen(faint, 0.8))
+            painter.drawPolyline(loss_line(raw))
+            painter.setPen(QPen(QColor(LOSS_COLOUR), 1.6))
+            painter.drawPolyline(loss_line(mean))
+        if self.dice:
+            points = QPolygonF([QPointF(x_of(s), plot.bottom() - plot.height() * d)
+                                for s, d in self.dice])
+            painter.setPen(QPen(QColor(DICE_COLOUR), 1.2))
+            painter.drawPolyline(points)
+            painter.setBrush(QColor(DICE_COLOUR))
+            for point in points:
+                painter.drawEllipse(point, 2.0, 2.0)
+        painter.end()
 
 
-def _running_mean(values: list[float], window: int = 20) -> list[float]:
+def _thinned(steps: list[int], loss: list[float], columns: int
+             ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """The loss and its running mean, at most about one point per pixel column."""
+    mean = _running_mean(loss)
+    stride = max(1, len(loss) // max(columns, 1))
+    picked = list(range(0, len(loss), stride))
+    if picked[-1] != len(loss) - 1:
+        picked.append(len(loss) - 1)
+    return ([(steps[i], loss[i]) for i in picked], [(steps[i], mean[i]) for i in picked])
+
+
+def _running_mean(values: list[float], window: int = MEAN_OF) -> list[float]:
     out, total = [], 0.0
     for i, v in enumerate(values):
         total += v
@@ -129,8 +177,7 @@ def _running_mean(values: list[float], window: int = 20) -> list[float]:
     return out
 
 
-def _style(widget: Any) -> dict[str, str]:
+def _colours(widget: QWidget) -> tuple[QColor, QColor]:
     """Text and grid colours that read on the widget's (napari theme) background."""
-    colour = widget.palette().window().color()
-    dark = colour.lightness() < 128
-    return {"fg": "#d0d0d0" if dark else "#202020", "grid": "#606060" if dark else "#b0b0b0"}
+    dark = widget.palette().window().color().lightness() < 128
+    return (QColor("#d0d0d0" if dark else "#202020"), QColor("#606060" if dark else "#b0b0b0"))
