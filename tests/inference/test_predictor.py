@@ -10,6 +10,7 @@ from napari_medseg.errors import GeometryMismatchError
 from napari_medseg.events import Log, Progress
 from napari_medseg.inference import InferenceError, PredictOptions, Predictor
 from napari_medseg.models import save_checkpoint
+from napari_medseg.models.device import DeviceError
 from napari_medseg.scan import Geometry, Scan
 
 from .conftest import Pointwise, spec_for
@@ -168,7 +169,7 @@ def test_load_checkpoint_file_and_unknown_names(ct_scan, tiny_unet_3d, tmp_path)
 
     with pytest.raises(CheckpointNotFoundError, match="not a file"):
         Predictor.load("no-such-model")
-    with pytest.raises(InferenceError, match="no CUDA"):
+    with pytest.raises(DeviceError, match="no CUDA"):
         Predictor(model, spec, device="cuda:0") if not torch.cuda.is_available() else (
             pytest.skip("a GPU is present"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_medseg.events import Progress, run_to_end
+from napari_medseg.events import FitFinding, Progress, run_to_end
 from napari_medseg.inference import InferenceError, PredictOptions, Predictor
 from napari_medseg.inference.segment import PredictorCache, SegmentOptions, segment_job
 from napari_medseg.scan import Scan
@@ -41,8 +41,16 @@ def test_the_job_loads_then_segments_as_the_engine_does(crop, checkpoints):
     options = _options(checkpoints[0], keep_probabilities=True)
     events = []
     prediction = run_to_end(segment_job(crop, options), events.append)
-    assert events[0].stage == "load model"
-    assert any(isinstance(e, Progress) and e.stage == "segment" for e in events)
+    progress = [e for e in events if isinstance(e, Progress)]
+    findings = [e for e in events if isinstance(e, FitFinding)]
+    assert progress[0].stage == "load model"
+    assert any(e.stage == "segment" for e in progress)
+    # the fit check runs first (a checkpoint without a training record: a note) and its
+    # report is part of the result
+    assert findings
+    assert events.index(findings[0]) < events.index(progress[0])
+    assert {f.rule for f in findings} == {"fit-unknown"}
+    assert [r.fits for r in prediction.fit] == [True]
     expected = Predictor.load(checkpoints[0], device="cpu").predict(crop, options.predict)
     np.testing.assert_array_equal(prediction.labels.array, expected.labels.array)
     assert prediction.labels.geometry == crop.geometry

@@ -76,6 +76,7 @@ def test_segment_widget_result_saves_as_dicom_seg_with_its_record(
 
     from napari_medseg import provenance
     from napari_medseg._napari.widgets.segment_widget import FROM_FILE, SegmentWidget
+    from napari_medseg.inference import records
 
     on_gui_thread: list[bool] = []  # where the record's hashes (the scan's, the result's) ran
     real_hash = provenance.content_hash
@@ -85,6 +86,7 @@ def test_segment_widget_result_saves_as_dicom_seg_with_its_record(
         return real_hash(*args, **kwargs)
 
     monkeypatch.setattr(provenance, "content_hash", spy_hash)
+    monkeypatch.setattr(records, "content_hash", spy_hash)  # the run's record is built there
     model = foreground_checkpoint(tmp_path / "liver.safetensors")
     viewer = make_napari_viewer(show=True)
     image = viewer.open(str(series), plugin=PLUGIN)[0]

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.gui
 
 def test_one_control_per_gui_option_with_its_kind_range_and_tooltip():
     controls = option_controls(SegmentOptions, skip=("device",))
-    assert list(controls) == ["tile", "overlap", "batch_size", "tta", "slice_axis",
+    assert list(controls) == ["strict", "tile", "overlap", "batch_size", "tta", "slice_axis",
                               "context_slices", "keep_probabilities", "resample",
                               "own_scan", "largest_component", "fill_holes", "min_size"]
     assert isinstance(controls["tile"], LineEdit)

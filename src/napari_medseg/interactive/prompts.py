@@ -111,14 +111,18 @@ Prompt = Point | Scribble | Box | Lasso | MaskPrompt
 
 def polygon_mask(outline: npt.NDArray[np.int64], shape: tuple[int, int]
                  ) -> npt.NDArray[np.bool_]:
-    """Pixels inside (or on) a polygon of ``(N, 2)`` vertices on a ``shape`` plane."""
-    from skimage.draw import polygon, polygon_perimeter
+    """Pixels inside (or on) a polygon of ``(N, 2)`` vertices on a ``shape`` plane (the
+    outline drawn edge by edge: skimage's ``polygon_perimeter`` would need matplotlib)."""
+    from skimage.draw import line, polygon
 
     out = np.zeros(shape, bool)
     rr, cc = polygon(outline[:, 0], outline[:, 1], shape)
     out[rr, cc] = True
-    rr, cc = polygon_perimeter(outline[:, 0], outline[:, 1], shape)
-    out[rr, cc] = True
+    vertices = np.round(np.asarray(outline)).astype(np.int64)
+    for (r0, c0), (r1, c1) in zip(vertices, np.roll(vertices, -1, axis=0), strict=True):
+        rr, cc = line(int(r0), int(c0), int(r1), int(c1))
+        inside = (rr >= 0) & (rr < shape[0]) & (cc >= 0) & (cc < shape[1])
+        out[rr[inside], cc[inside]] = True
     return out
 
 
