@@ -9,8 +9,9 @@ catalog, the options) does not import torch, so a napari tab that lists models o
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from napari_medseg.lazy import lazy_names
 
 if TYPE_CHECKING:
     from napari_medseg.inference.catalog import (
@@ -51,15 +52,4 @@ __all__ = [
     "user_models_dir",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)

@@ -27,7 +27,7 @@ network and every annotation, and writes the person's own labels back where they
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -87,9 +87,18 @@ class Annotation:
     axis: int | None
     slices: tuple[int, ...]
     spacing: tuple[float, ...]
+    #: the interpolation, computed once (the mask rules, the slice ranking and the unsure
+    #: slices all ask for it)
+    _interpolated: list[tuple[npt.NDArray[np.integer], npt.NDArray[np.bool_]] | None] = field(
+        default_factory=list, init=False, repr=False, compare=False)
 
     def interpolated(self) -> tuple[npt.NDArray[np.integer], npt.NDArray[np.bool_]] | None:
         """Interpolated labels and the slices they cover, or ``None`` (fewer than 2 slices)."""
+        if not self._interpolated:
+            self._interpolated.append(self._interpolate())
+        return self._interpolated[0]
+
+    def _interpolate(self) -> tuple[npt.NDArray[np.integer], npt.NDArray[np.bool_]] | None:
         if self.axis is None or len(self.slices) < 2:
             return None
         values = np.where(self.labeled, self.labels, 0)

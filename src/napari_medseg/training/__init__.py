@@ -8,8 +8,9 @@ The names below are loaded when first used (PEP 562): the torch-free modules of 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from napari_medseg.lazy import lazy_names
 
 if TYPE_CHECKING:
     from napari_medseg.training.freeze import encoder_parameter_names, freeze_encoder
@@ -52,15 +53,4 @@ __all__ = [
     "save_new_version",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)
