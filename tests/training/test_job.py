@@ -241,3 +241,35 @@ def test_the_plan_comes_as_a_typed_event() -> None:
     assert plans[0].segment_s > 0
     assert plans[0].train_s + plans[0].segment_s == pytest.approx(result.plan.eta_s)
     assert "to segment the scan" in plans[0].summary
+
+
+def test_a_mask_following_a_strand_past_the_last_painted_slice_is_stopped_and_said() -> None:
+    """The ellipsoid goes on, past its end, as a bright strand 3 voxels wide straight up 13
+    slices (a vessel leaving a nodule).  Painted on 3, 6 and 9 (the strand never painted),
+    the network learns "bright" and labels the strand; the mask stops a few slices past
+    slice 9, the status says where and Next slice goes there first."""
+    shape = (24, 32, 32)
+    z, y, x = np.indices(shape)
+    truth = (((z - 6) / 5) ** 2 + ((y - 15) / 8) ** 2 + ((x - 17) / 7) ** 2 <= 1)
+    strand = (z >= 9) & ((y - 15) ** 2 + (x - 17) ** 2 <= 2)
+    image = (truth | strand) * 100.0 + np.random.default_rng(0).normal(0, 20, shape)
+    labeled = np.zeros(shape, bool)
+    labeled[ANNOTATED] = True
+    geometry = Geometry.identity(3, spacing=(3.0, 1.0, 1.0))
+    volume = LabeledVolume([Scan(image.astype(np.float32), geometry, "MR")],
+                           LabelMap(np.where(labeled, truth, 0).astype(np.uint8), geometry,
+                                    {0: "background", 1: "blob"}), labeled=labeled)
+    result = _train(volume, steps=200)
+    assert result.network is not None
+    assert result.mask is not None
+    assert result.network.array[16:].sum() > 0  # the network did follow the strand
+    kept = np.nonzero(result.mask.array.any(axis=(1, 2)))[0]
+    assert kept.max() <= 9 + 4  # reach: (1.5 x ~5.9 mm + 3 mm) // 3 mm = 3 slices, +1 slack
+    assert [c.painted for c in result.stopped] == [9]
+    first = result.stopped[0].first
+    assert first == kept.max() + 1  # a straight strand is stopped whole past its reach
+    assert result.suggestions[0].index == first
+    said = result.summary()
+    assert "left out" in said
+    assert f"look at slice {first} first" in said
+    assert "of 'blob'" in said

@@ -22,6 +22,11 @@ not seen them, and neither the connectivity seeds nor the interpolation use them
 best, preferring the simpler one within :data:`TIE`; so the mask is never worse than
 interpolation on what was measured.  :func:`apply_rule` then builds the mask with the final
 network and every annotation, and writes the person's own labels back where they labeled.
+
+Past the first and last painted slices nothing the person painted bounds the network's
+labels, so every rule's mask is stopped there where an object ending at the painted slice
+could not be (:mod:`.extent`: a strand leaving sideways, widening, or going on too far);
+:func:`build_mask` also returns what was stopped, for the status line.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from napari_medseg.geometry.interpolation import interpolate_slices, interpolation_range
+from napari_medseg.inference.extent import Cut, guard_extent
 from napari_medseg.models.scan_annotation import RULES
 
 # RULES (in the order ties are broken) is defined beside the checkpoint record that stores a
@@ -107,17 +113,38 @@ class Annotation:
         return interpolated, interpolation_range(self.labels.shape, self.slices, self.axis)
 
 
+def stop_at_ends(mask: npt.NDArray[np.integer], annotation: Annotation
+                 ) -> tuple[npt.NDArray[np.integer], list[Cut]]:
+    """``mask`` stopped past the first and last painted slices where an object ending there
+    could not be (:func:`.extent.guard_extent`), and what was removed; unchanged without
+    whole painted slices."""
+    if annotation.axis is None or not annotation.slices or mask.ndim != 3:
+        return mask, []
+    return guard_extent(mask, annotation.labels, annotation.labeled, annotation.axis,
+                        annotation.slices, annotation.spacing)
+
+
 def candidates(network: npt.NDArray[np.integer], annotation: Annotation
                ) -> dict[str, npt.NDArray[np.integer]]:
     """The mask of every rule that applies (``interpolation`` rules need two slices)."""
-    connected = keep_connected(network, annotation.labels, annotation.labeled)
-    out = {"network": network, "connected": connected}
+    return _candidates(network, annotation)[0]
+
+
+def _candidates(network: npt.NDArray[np.integer], annotation: Annotation
+                ) -> tuple[dict[str, npt.NDArray[np.integer]], dict[str, list[Cut]]]:
+    """The masks of :func:`candidates` and, per rule, what :func:`stop_at_ends` cut."""
+    guarded, network_cuts = stop_at_ends(network, annotation)
+    connected, cuts = stop_at_ends(
+        keep_connected(network, annotation.labels, annotation.labeled), annotation)
+    out = {"network": guarded, "connected": connected}
+    stops = {"network": network_cuts, "connected": cuts, "connected+interpolation": cuts,
+             "interpolation": []}
     interpolated = annotation.interpolated()
     if interpolated is not None:
         values, inside = interpolated
         out["connected+interpolation"] = with_interpolation(connected, values, inside)
         out["interpolation"] = np.where(inside, values, 0).astype(network.dtype)
-    return out
+    return out, stops
 
 
 #: Share of a slice's object (the union of both masks there) on which the network and shape
@@ -232,9 +259,16 @@ def apply_rule(rule: str, network: npt.NDArray[np.integer], annotation: Annotati
                ) -> npt.NDArray[np.integer]:
     """The mask of ``rule`` built from ``network`` and the whole ``annotation``; the person's
     labeled voxels keep their labels."""
+    return build_mask(rule, network, annotation)[0]
+
+
+def build_mask(rule: str, network: npt.NDArray[np.integer], annotation: Annotation
+               ) -> tuple[npt.NDArray[np.integer], list[Cut]]:
+    """:func:`apply_rule`, and what was stopped past the end painted slices."""
     if rule not in RULES:
         msg = f"unknown rule {rule!r}; use one of {', '.join(RULES)}"
         raise ValueError(msg)
-    masks = candidates(network, annotation)
-    mask = masks.get(rule, masks["connected"])
-    return np.where(annotation.labeled, annotation.labels, mask).astype(network.dtype)
+    masks, stops = _candidates(network, annotation)
+    chosen = rule if rule in masks else "connected"
+    mask = np.where(annotation.labeled, annotation.labels, masks[chosen])
+    return mask.astype(network.dtype), stops[chosen]

@@ -41,10 +41,11 @@ from napari_medseg.inference.combine import (
     DESCRIPTIONS,
     Annotation,
     RuleChoice,
-    apply_rule,
+    build_mask,
     choose_rule,
     unsure_slices,
 )
+from napari_medseg.inference.extent import Cut
 from napari_medseg.inference.fit import describe_training_data
 from napari_medseg.inference.options import PredictOptions
 from napari_medseg.inference.predictor import Predictor
@@ -105,6 +106,8 @@ class LearnResult:
     beyond: str = ""  # where the mask reaches past the painted slices, in words
     #: unpainted slices between the painted ones where the network and interpolation disagree
     unsure: tuple[int, ...] = ()
+    #: what was stopped past the end painted slices (a strand leaving the object)
+    stopped: tuple[Cut, ...] = ()
 
     @property
     def learned(self) -> bool:
@@ -131,8 +134,11 @@ class LearnResult:
             parts.append(self.verdict.summary(names))
         if self.rule is not None:
             parts.append(f"mask: {DESCRIPTIONS[self.rule.rule]}")
+        parts.extend(c.describe(names) for c in sorted(self.stopped, key=lambda c: -c.voxels)[:2])
         if self.beyond:
             parts.append(self.beyond)
+        if (self.stopped or self.beyond) and self.suggestions:
+            parts.append(f"look at slice {self.suggestions[0].index} first")
         if self.unsure:
             parts.append(f"check {_slice_list(self.unsure)}: the network and the interpolation "
                          "between your slices disagree there")
@@ -225,8 +231,8 @@ def past_annotation(labels: np.ndarray, axis: int, slices: Sequence[int]
     if not parts:
         return "", None
     first = int(above.min()) if above.size else int(below.max())
-    return ("the mask reaches " + " and ".join(parts) + f": nothing you painted checks it "
-            f"there; look at slice {first} first"), first
+    return ("the mask reaches " + " and ".join(parts) + ": nothing you painted checks it "
+            "there"), first
 
 
 def _annotation_mask(volume: LabeledVolume, names: dict[int, str]
@@ -333,6 +339,7 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
     rule = None
     beyond = ""
     unsure: list[int] = []
+    stopped: list[Cut] = []
     suggestions: list[SliceSuggestion] = []
     spec = result.spec
     if segment:
@@ -359,7 +366,9 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
                           spacing=volume.grid.geometry.spacing)
         chosen = rule.rule if rule is not None else ("connected" if options.combine
                                                      else "network")
-        combined = apply_rule(chosen, network_labels, full)
+        combined, stopped = build_mask(chosen, network_labels, full)
+        for cut in stopped:
+            yield Log(cut.describe(names))
         # The network's own labels are checked whatever the rule: under "interpolation" (chosen
         # because the network scored poorly) the mask looked fine while the saved model
         # labeled the whole scan one class - the model EVERYWHERE says is refused.
@@ -383,6 +392,10 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
             if first_past is not None:
                 suggestions.insert(0, SliceSuggestion(axis=layout.axis, index=first_past,
                                                       uncertain=0.0, disagreeing=0))
+            # where the mask was stopped is the first place to check
+            suggestions[:0] = [SliceSuggestion(axis=layout.axis, index=cut.first, uncertain=0.0,
+                                               disagreeing=0)
+                               for cut in sorted(stopped, key=lambda c: -c.voxels)[:1]]
             firsts: dict[int, SliceSuggestion] = {}  # each slice once, first place wins
             for suggestion in suggestions:
                 firsts.setdefault(suggestion.index, suggestion)
@@ -422,7 +435,8 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
                        mask=mask, network=network, rule=rule, suggestions=suggestions,
                        heldout_scores=heldout, seconds=time.perf_counter() - started,
                        beyond=beyond if segment and mask is not None else "",
-                       unsure=tuple(unsure) if segment and mask is not None else ())
+                       unsure=tuple(unsure) if segment and mask is not None else (),
+                       stopped=tuple(stopped) if segment and mask is not None else ())
 
 
 def score_volumes(model: torch.nn.Module, spec: CheckpointSpec,
