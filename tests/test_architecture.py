@@ -148,7 +148,9 @@ def test_opening_a_scan_loads_the_tabs_libraries_in_the_background():
         "layers = reader.read_layers(str(sample_dir() / 'ct_abdomen.nii.gz'))\n"
         "print(len(layers), warm_up.finished.wait(120), 'torch' in sys.modules,\n"
         "      'napari_medseg.training.job' in sys.modules)\n"
+        "from vispy.visuals.line.dash_atlas import _make_pattern\n"
+        "print(_make_pattern.cache_info().currsize > 0)\n"  # the first Labels layer's patterns
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=300).stdout.split()
-    assert out == ["False", "1", "True", "True", "True"]
+    assert out == ["False", "1", "True", "True", "True", "True"]

@@ -134,6 +134,9 @@ def test_layer_changes_and_new_models_reach_every_tab(qtbot, napari_settings,
             Tab(name="B", title="B", factory=f"{HERE}:Recorder")]
     dock = MedSegDock(viewer, tabs=tabs)
     viewer.window.add_dock_widget(dock, name=DOCK_NAME)
+    assert list(dock.widgets) == ["A"]  # only the tab shown is built; B when first shown
+    dock.tabs.setCurrentIndex(1)
+    assert list(dock.widgets) == ["A", "B"]
     viewer.add_image(np.zeros((4, 4)), name="new")  # napari calls the dock's reset_choices
     announce_model(Path("new-model-v1.safetensors"))  # what a tab that saved a model calls
     for name in "AB":

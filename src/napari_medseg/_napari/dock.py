@@ -16,8 +16,12 @@ plugin's reader or samples, the view is refitted to the canvas (``viewer.reset_v
 the dock took part of the canvas's width.  Every tab with a model list follows the models
 folder (:func:`~napari_medseg._napari.model_events.follow_models`).
 
+A tab is built when it is first shown or asked for (:meth:`MedSegDock.tab`); until then its
+page holds one line of text.  Building all seven tabs when the dock opened froze the window
+for about a second; now the dock builds one.
+
 Adding a tab takes three lines: a :class:`Tab` in :data:`TABS` (its widget class is
-imported when the dock opens), an opener class in :mod:`~napari_medseg._napari.openers`
+imported when the tab is built), an opener class in :mod:`~napari_medseg._napari.openers`
 and a widget entry in ``napari.yaml`` whose ``python_name`` is that class and whose
 ``display_name`` is the tab's ``name``.
 """
@@ -106,7 +110,8 @@ class MedSegDock(QWidget):
     A tab with a model list (``refresh_models``) follows the models folder.
     """
 
-    def __init__(self, viewer: napari.viewer.Viewer, *, tabs: Sequence[Tab] = TABS) -> None:
+    def __init__(self, viewer: napari.viewer.Viewer, *, tabs: Sequence[Tab] = TABS,
+                 first: str | None = None) -> None:
         super().__init__()
         self.viewer = viewer
         self.setObjectName(DOCK_NAME)
@@ -115,22 +120,35 @@ class MedSegDock(QWidget):
         self.tabs.setUsesScrollButtons(True)
         self.tabs.setElideMode(Qt.TextElideMode.ElideNone)
         self.tabs.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+        #: the widgets of the tabs built so far (a tab is built when first shown or asked for)
         self.widgets: dict[str, Any] = {}
         self.pages: dict[str, TabPage] = {}
+        self._specs = {tab.name: tab for tab in tabs}
         for tab in tabs:
-            widget = self._create(tab)
-            page = TabPage(_qt(widget))
+            waiting = QLabel(f"Opening {tab.title}...")
+            waiting.setObjectName("tab_waiting")
+            page = TabPage(waiting)
             page.holder.installEventFilter(self)  # a tab that grows widens the dock
             index = self.tabs.addTab(page, tab.title)
             self.tabs.setTabToolTip(index, tab.tooltip or tab.name)
-            self.widgets[tab.name] = widget
             self.pages[tab.name] = page
-            if hasattr(widget, "refresh_models"):
-                follow_models(widget)
+        if first is not None and first in self.pages:
+            self.tabs.setCurrentWidget(self.pages[first])
+        if self.pages:
+            self.tab(self.current())
+        self.tabs.currentChanged.connect(self._shown)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs)
         viewer.layers.events.inserted.connect(self._layer_added)
+
+    def _shown(self, index: int) -> None:
+        """A tab shown for the first time is built now (building all seven at once froze
+        the window for a second when the dock opened)."""
+        page = self.tabs.widget(index)
+        name = next((n for n, p in self.pages.items() if p is page), None)
+        if name is not None:
+            self.tab(name)
 
     def _create(self, tab: Tab) -> Any:
         """The tab's widget; a tab that fails to build says why instead of taking the other
@@ -148,15 +166,22 @@ class MedSegDock(QWidget):
     # ---------------------------------------------------------------- tabs
     @property
     def names(self) -> list[str]:
-        return list(self.widgets)
+        return list(self.pages)
 
     def tab(self, name: str) -> Any:
-        """The widget of the tab ``name`` (a Plugins > MedSeg entry, e.g. ``"Segment"``)."""
-        try:
+        """The widget of the tab ``name`` (a Plugins > MedSeg entry, e.g. ``"Segment"``),
+        built now if it was not yet."""
+        if name in self.widgets:
             return self.widgets[name]
-        except KeyError:
+        if name not in self.pages:
             msg = f"the MedSeg dock has no tab {name!r}; its tabs are {', '.join(self.names)}"
-            raise KeyError(msg) from None
+            raise KeyError(msg)
+        widget = self._create(self._specs[name])
+        self.widgets[name] = widget
+        self.pages[name].replace(_qt(widget))
+        if hasattr(widget, "refresh_models"):
+            follow_models(widget)
+        return widget
 
     def show_tab(self, name: str) -> Any:
         """Bring the dock and the tab ``name`` to the front; returns the tab's widget."""
@@ -265,9 +290,11 @@ def open_dock(viewer: napari.viewer.Viewer, tab: str | None = None) -> MedSegDoc
     dock = find_dock(viewer)
     if dock is None:
         from napari_medseg._napari.preferred_reader import prefer_medseg_reader
+        from napari_medseg._napari.warm_up import warm_up
 
         prefer_medseg_reader()
-        dock = MedSegDock(viewer)
+        warm_up()  # the job tabs' libraries load in the background meanwhile
+        dock = MedSegDock(viewer, first=tab)
         viewer.window.add_dock_widget(dock, name=DOCK_NAME, area="right",
                                       add_vertical_stretch=False)
         window = dock.window()

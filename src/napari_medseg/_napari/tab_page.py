@@ -79,19 +79,34 @@ class TabPage(QScrollArea):
 
     def __init__(self, content: QWidget) -> None:
         super().__init__()
-        self.content = content
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
         holder = _Holder()
-        layout = QVBoxLayout(holder)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(content)
-        if not wants_height(content):
-            layout.addStretch(1)  # controls stay at the top, as napari docks them
-        narrow_combo_boxes(holder)
+        self._layout = QVBoxLayout(holder)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self.content = content
+        self._place(content)
         holder.installEventFilter(self)
         self.setWidget(holder)
         self.holder: QWidget = holder
+
+    def _place(self, content: QWidget) -> None:
+        self._layout.addWidget(content)
+        if not wants_height(content):
+            self._layout.addStretch(1)  # controls stay at the top, as napari docks them
+        narrow_combo_boxes(self.widget() or content)
+
+    def replace(self, content: QWidget) -> None:
+        """Show ``content`` instead of the present content (a tab built when first shown
+        takes the place of its placeholder); the old content is deleted."""
+        while self._layout.count():
+            item = self._layout.takeAt(0)
+            old = item.widget() if item is not None else None
+            if old is not None:
+                old.hide()
+                old.deleteLater()
+        self.content = content
+        self._place(content)
 
     def eventFilter(self, watched: QObject | None, event: QEvent | None) -> bool:
         if (event is not None and event.type() == QEvent.Type.LayoutRequest
