@@ -219,11 +219,11 @@ def test_a_mask_past_the_painted_slices_is_said_and_suggested_first() -> None:
     labels = np.zeros((40, 8, 8), np.uint8)
     labels[15:39, 2:5, 2:5] = 1  # painted on 16, 20, 24; the mask runs on to slice 38
     said, first = past_annotation(labels, 0, (16, 20, 24))
-    assert "14 slice(s) past your last painted slice (slices 26-38)" in said
-    assert "1 slice(s) before" not in said  # one slice beyond is the object's own end
-    assert first == 26
+    assert "14 slice(s) past your last painted slice (slices 25-38)" in said
+    assert "1 slice(s) before your first painted slice (slice 15)" in said  # even one slice
+    assert first == 25
     within = np.zeros((40, 8, 8), np.uint8)
-    within[15:26] = 1
+    within[16:25] = 1
     assert past_annotation(within, 0, (16, 20, 24)) == ("", None)
 
 

@@ -206,8 +206,10 @@ def _slice_list(slices: Sequence[int]) -> str:
     return "slices " + ", ".join(str(s) for s in ordered)
 
 
-#: Slices past the painted range the mask may reach before the status says so.
-PAST_SLICES = 1
+#: Slices past the painted range the mask may reach before the status says so: none - a
+#: slice the person did not paint past their last one is where nothing checks the mask (a
+#: 99-voxel blob on the slice before a lesion's first painted slice went unsaid with 1).
+PAST_SLICES = 0
 
 
 def past_annotation(labels: np.ndarray, axis: int, slices: Sequence[int]
@@ -223,11 +225,12 @@ def past_annotation(labels: np.ndarray, axis: int, slices: Sequence[int]
     above = along[along > high + PAST_SLICES]
     parts = []
     if above.size:
-        parts.append(f"{int(above.max()) - high} slice(s) past your last painted slice "
-                     f"(slices {int(above.min())}-{int(above.max())})")
+        span = _slice_list(range(int(above.min()), int(above.max()) + 1))
+        parts.append(f"{int(above.max()) - high} slice(s) past your last painted slice ({span})")
     if below.size:
+        span = _slice_list(range(int(below.min()), int(below.max()) + 1))
         parts.append(f"{low - int(below.min())} slice(s) before your first painted slice "
-                     f"(slices {int(below.min())}-{int(below.max())})")
+                     f"({span})")
     if not parts:
         return "", None
     first = int(above.min()) if above.size else int(below.max())
