@@ -135,7 +135,7 @@ def test_layer_changes_and_new_models_reach_every_tab(qtbot, napari_settings,
     dock = MedSegDock(viewer, tabs=tabs)
     viewer.window.add_dock_widget(dock, name=DOCK_NAME)
     assert list(dock.widgets) == ["A"]  # only the tab shown is built; B when first shown
-    dock.tabs.setCurrentIndex(1)
+    dock.tabs.setCurrentIndex(1)  # (or a moment later, see the test below)
     assert list(dock.widgets) == ["A", "B"]
     viewer.add_image(np.zeros((4, 4)), name="new")  # napari calls the dock's reset_choices
     announce_model(Path("new-model-v1.safetensors"))  # what a tab that saved a model calls
@@ -222,3 +222,20 @@ def test_windows_fit_the_screen(qtbot):
     fit_to_screen(window, maximize=True)
     assert window.frameGeometry() == area or window.isMaximized()
 
+
+
+def test_tabs_never_shown_are_built_soon_and_their_shortcuts_work(qtbot, napari_settings,
+                                                                   make_napari_viewer):
+    """The dock opens on one tab; the others are built one at a time in the next seconds, so
+    that Ctrl+Shift+S (Segment), +L (Train) and +F (Fine-tune) answer without their tabs ever
+    having been shown."""
+    from napari.utils.key_bindings import coerce_keybinding
+
+    viewer = make_napari_viewer()
+    dock = open_dock(viewer, "Scan")
+    assert list(dock.widgets) == ["Scan"]
+    assert coerce_keybinding(shortcuts.SEGMENT) not in viewer.keymap  # bound by its tab
+    qtbot.waitUntil(lambda: set(dock.widgets) == set(dock.names), timeout=30_000)
+    assert dock.current() == "Scan"  # building did not switch tabs
+    for key in (shortcuts.SEGMENT, shortcuts.TRAIN, shortcuts.FINETUNE):
+        assert coerce_keybinding(key) in viewer.keymap, key

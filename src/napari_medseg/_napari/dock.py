@@ -18,7 +18,9 @@ folder (:func:`~napari_medseg._napari.model_events.follow_models`).
 
 A tab is built when it is first shown or asked for (:meth:`MedSegDock.tab`); until then its
 page holds one line of text.  Building all seven tabs when the dock opened froze the window
-for about a second; now the dock builds one.
+for about three seconds; now the dock builds the one shown, and the others one at a time
+in the following seconds (:data:`PREBUILD_AFTER_MS`, once the background loading of torch
+has finished), so that their keyboard shortcuts work before they are shown.
 
 Adding a tab takes three lines: a :class:`Tab` in :data:`TABS` (its widget class is
 imported when the tab is built), an opener class in :mod:`~napari_medseg._napari.openers`
@@ -45,13 +47,17 @@ from qtpy.QtWidgets import (
 )
 
 import napari
-from napari_medseg._napari import shortcuts
+from napari_medseg._napari import shortcuts, warm_up
 from napari_medseg._napari.model_events import follow_models
 from napari_medseg._napari.notify import report
 from napari_medseg._napari.screen import fit_to_screen, grow_within_screen
 from napari_medseg._napari.tab_page import TabPage
 
 DOCK_NAME = "MedSeg"
+#: After the dock opens, the tabs not shown yet are built one at a time, starting this long
+#: after and this long apart (ms): each is 0.06-0.3 s of the GUI thread on a 2-core CPU.
+PREBUILD_AFTER_MS = 1500
+PREBUILD_EVERY_MS = 400
 MAX_SHARE = 0.4  # of the main window's width, at most, for the dock's opening width
 PLUGIN = "napari-medseg"
 
@@ -137,10 +143,25 @@ class MedSegDock(QWidget):
         if self.pages:
             self.tab(self.current())
         self.tabs.currentChanged.connect(self._shown)
+        QTimer.singleShot(PREBUILD_AFTER_MS, self._build_next)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs)
         viewer.layers.events.inserted.connect(self._layer_added)
+
+    def _build_next(self) -> None:
+        """Build one tab not built yet, then the next a little later: the tabs' keyboard
+        shortcuts (bound when a tab is built) work without the tab ever being shown, and
+        each build is a short pause of its own instead of one long one."""
+        if not shortcuts.alive(self):  # the dock was closed meanwhile
+            return
+        if warm_up.running():  # a tab built now would wait for torch on the GUI thread
+            QTimer.singleShot(PREBUILD_EVERY_MS, self._build_next)
+            return
+        waiting = [name for name in self.pages if name not in self.widgets]
+        if waiting:
+            self.tab(waiting[0])
+            QTimer.singleShot(PREBUILD_EVERY_MS, self._build_next)
 
     def _shown(self, index: int) -> None:
         """A tab shown for the first time is built now (building all seven at once froze
@@ -290,10 +311,9 @@ def open_dock(viewer: napari.viewer.Viewer, tab: str | None = None) -> MedSegDoc
     dock = find_dock(viewer)
     if dock is None:
         from napari_medseg._napari.preferred_reader import prefer_medseg_reader
-        from napari_medseg._napari.warm_up import warm_up
 
         prefer_medseg_reader()
-        warm_up()  # the job tabs' libraries load in the background meanwhile
+        warm_up.warm_up()  # the job tabs' libraries load in the background meanwhile
         dock = MedSegDock(viewer, first=tab)
         viewer.window.add_dock_widget(dock, name=DOCK_NAME, area="right",
                                       add_vertical_stretch=False)

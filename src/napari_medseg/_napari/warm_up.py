@@ -21,7 +21,10 @@ log = logging.getLogger(__name__)
 
 #: What the tabs import when they are built or first run, heaviest first.
 MODULES = ("torch", "napari_medseg.inference.segment", "napari_medseg.inference.fit",
-           "napari_medseg.training.job", "napari_medseg.interactive.session")
+           "napari_medseg.training.job", "napari_medseg.interactive.session",
+           # what the first job and the first Labels layer import (see
+           # jobs.warm_up_in_background): done here, the dock's tabs are built after it
+           "pandas", "torch._dynamo")
 _started = threading.Event()
 finished = threading.Event()
 
@@ -45,6 +48,11 @@ def warm_up() -> None:
         QTimer.singleShot(DELAY_MS, _start)
     else:
         _start()
+
+
+def running() -> bool:
+    """Whether the loading was asked for and has not finished (it may not have begun)."""
+    return _started.is_set() and not finished.is_set()
 
 
 def _start() -> None:
