@@ -164,8 +164,7 @@ class MedSegDock(QWidget):
             QTimer.singleShot(PREBUILD_EVERY_MS, self._build_next)
 
     def _shown(self, index: int) -> None:
-        """A tab shown for the first time is built now (building all seven at once froze
-        the window for a second when the dock opened)."""
+        """A tab shown before the dock built it in the background is built now."""
         page = self.tabs.widget(index)
         name = next((n for n, p in self.pages.items() if p is page), None)
         if name is not None:
