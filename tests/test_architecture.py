@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import subprocess
 import sys
@@ -154,3 +155,23 @@ def test_opening_a_scan_loads_the_tabs_libraries_in_the_background():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=300).stdout.split()
     assert out == ["False", "1", "True", "True", "True", "True"]
+
+
+def test_a_scan_read_in_a_thread_of_a_qt_application_still_loads_the_libraries():
+    """In a Qt application the loading waits for a timer of the GUI thread (napari draws the
+    scan meanwhile); a reader called in another thread has no event loop to run that timer,
+    so there it starts at once - else the dock would wait for it forever."""
+    code = (
+        "import threading\n"
+        "from qtpy.QtWidgets import QApplication\n"
+        "app = QApplication([])\n"
+        "from napari_medseg._napari import reader, warm_up\n"
+        "from napari_medseg._napari.sample_data import sample_dir\n"
+        "path = str(sample_dir() / 'ct_abdomen.nii.gz')\n"
+        "t = threading.Thread(target=reader.read_layers, args=(path,)); t.start(); t.join()\n"
+        "print(warm_up.finished.wait(120), warm_up.running())\n"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=300, env=env).stdout.split()
+    assert out == ["True", "False"]

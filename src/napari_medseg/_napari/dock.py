@@ -58,6 +58,8 @@ DOCK_NAME = "MedSeg"
 #: after and this long apart (ms): each is 0.06-0.3 s of the GUI thread on a 2-core CPU.
 PREBUILD_AFTER_MS = 1500
 PREBUILD_EVERY_MS = 400
+#: ... waiting for the background loading at most this many times PREBUILD_EVERY_MS
+PREBUILD_POLLS = 100
 MAX_SHARE = 0.4  # of the main window's width, at most, for the dock's opening width
 PLUGIN = "napari-medseg"
 
@@ -155,7 +157,9 @@ class MedSegDock(QWidget):
         each build is a short pause of its own instead of one long one."""
         if not shortcuts.alive(self):  # the dock was closed meanwhile
             return
-        if warm_up.running():  # a tab built now would wait for torch on the GUI thread
+        self._polls = getattr(self, "_polls", 0) + 1
+        if warm_up.running() and self._polls < PREBUILD_POLLS:
+            # a tab built now would wait for torch on the GUI thread
             QTimer.singleShot(PREBUILD_EVERY_MS, self._build_next)
             return
         waiting = [name for name in self.pages if name not in self.widgets]

@@ -41,12 +41,13 @@ def warm_up() -> None:
     if _started.is_set():
         return
     _started.set()
-    from qtpy.QtCore import QTimer
+    from qtpy.QtCore import QThread, QTimer
     from qtpy.QtWidgets import QApplication
 
-    if QApplication.instance() is not None:
+    app = QApplication.instance()
+    if app is not None and QThread.currentThread() is app.thread():
         QTimer.singleShot(DELAY_MS, _start)
-    else:
+    else:  # no event loop here to run a timer (no Qt, or a reader called in a thread)
         _start()
 
 
