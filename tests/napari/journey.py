@@ -28,8 +28,8 @@ import numpy as np
 from qtpy.QtWidgets import QApplication
 
 import napari
+from napari_medseg._napari import warm_up
 from napari_medseg._napari.dock import open_dock
-from napari_medseg._napari.jobs import warm_up_in_background
 from napari_medseg._napari.launch import open_viewer
 from napari_medseg._napari.responsiveness import StallMeter
 
@@ -141,9 +141,9 @@ class Journey:
     # ---------------------------------------------------------------- the journey
     def open_scan(self) -> StepRecord:
         # a person looks at the scan a few seconds before pressing Segment: the widgets' import
-        # warm-up (jobs.warm_up_in_background, started when they were docked) finishes then;
+        # warm-up (warm_up.warm_up, started when they were docked) finishes then;
         # this step waits for it, and stalls it causes from here on are counted here
-        return self.step("open", lambda: warm_up_in_background().is_set, background=False)
+        return self.step("open", lambda: warm_up.finished.is_set, background=False)
 
     def segment(self) -> StepRecord:
         widget = self.dock("Segment")

@@ -132,6 +132,7 @@ class MedSegDock(QWidget):
         self.widgets: dict[str, Any] = {}
         self.pages: dict[str, TabPage] = {}
         self._specs = {tab.name: tab for tab in tabs}
+        self._polls = 0  # times _build_next waited for the background loading
         for tab in tabs:
             waiting = QLabel(f"Opening {tab.title}...")
             waiting.setObjectName("tab_waiting")
@@ -157,7 +158,7 @@ class MedSegDock(QWidget):
         each build is a short pause of its own instead of one long one."""
         if not shortcuts.alive(self):  # the dock was closed meanwhile
             return
-        self._polls = getattr(self, "_polls", 0) + 1
+        self._polls += 1
         if warm_up.running() and self._polls < PREBUILD_POLLS:
             # a tab built now would wait for torch on the GUI thread
             QTimer.singleShot(PREBUILD_EVERY_MS, self._build_next)

@@ -15,9 +15,7 @@ freezing for their sum, and the job counts as running until the last one is in.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
@@ -27,6 +25,7 @@ from napari.qt.threading import GeneratorWorker, create_worker
 from qtpy.QtCore import QTimer
 
 from napari_medseg._napari.notify import report, warn
+from napari_medseg._napari.warm_up import warm_up
 from napari_medseg.events import Event, Log, Progress
 
 
@@ -38,7 +37,7 @@ class JobRunner:
         self.cancelled = False
         self._turns: deque[Callable[[], None]] = deque()
         self.showing_since: float | None = None  # perf_counter() when the last job's work ended
-        warm_up_in_background()
+        warm_up()  # what the first job imports loads in the background (see warm_up)
 
     @property
     def running(self) -> bool:
@@ -135,37 +134,6 @@ class JobRunner:
         if self.worker is not None and not showing:
             self.cancelled = True
             self.worker.quit()
-
-
-_WARMED = threading.Event()
-_WARMING: list[threading.Thread] = []
-
-
-def warm_up_in_background() -> threading.Event:
-    """Import, once per process and in a daemon thread, what the first job would otherwise
-    import while the GUI thread waits for the GIL; returns an event set when done.
-
-    ``torch.optim``'s optimizers import torch's compiler stack (``torch._dynamo``: 2.4 s on 2
-    cores) on their first use, and some of that import holds the GIL for 0.2-0.5 s at a
-    time: done inside the first fine-tune it froze the window that long.  napari imports pandas
-    for the first Labels layer's features table (0.6 s of a 1.2 s first add here).  Started
-    when the widgets (their job runners) are created, the warm-up runs while a person looks at
-    the freshly opened scan.
-    """
-    if not _WARMING:
-
-        def warm() -> None:
-            try:
-                for module in ("pandas", "torch._dynamo"):
-                    with contextlib.suppress(Exception):
-                        importlib.import_module(module)
-            finally:
-                _WARMED.set()
-
-        thread = threading.Thread(target=warm, name="napari-medseg-warm-up", daemon=True)
-        _WARMING.append(thread)
-        thread.start()
-    return _WARMED
 
 
 @contextlib.contextmanager

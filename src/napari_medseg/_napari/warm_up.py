@@ -6,9 +6,10 @@ Importing torch and the jobs takes 2-3 s of one core; done on the GUI thread whe
 created, the window froze that long.  A scan opened through our reader or samples is the usual
 first step before the dock, so :func:`warm_up` starts a daemon thread then; the GUI thread
 keeps running (the longest gap measured while the thread imports: ~0.3 s, loading torch's
-shared library, against 2.6 s).  An import the GUI thread needs meanwhile waits for the same
-module, as Python's import locks ensure; a failed import is left for the code that needs it to
-report.
+shared library, against 2.6 s).  The job tabs' runners start it too (a tab made without a
+scan opened through us, e.g. from Python).  An import the GUI thread needs meanwhile waits for
+the same module, as Python's import locks ensure; a failed import is left for the code that
+needs it to report.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import threading
 log = logging.getLogger(__name__)
 
 #: What the tabs import when they are built or first run, heaviest first.
+#: ``pandas``: napari imports it for the first Labels layer's features table (0.6 s of a
+#: 1.2 s first add); ``torch._dynamo``: ``torch.optim``'s optimizers import torch's compiler
+#: stack on their first use (2.4 s on 2 cores, holding the GIL for 0.2-0.5 s at a time: inside
+#: the first fine-tune it froze the window that long).
 MODULES = ("torch", "napari_medseg.inference.segment", "napari_medseg.inference.fit",
            "napari_medseg.training.job", "napari_medseg.interactive.session",
-           # what the first job and the first Labels layer import (see
-           # jobs.warm_up_in_background): done here, the dock's tabs are built after it
            "pandas", "torch._dynamo")
 _started = threading.Event()
 finished = threading.Event()

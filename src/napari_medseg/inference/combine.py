@@ -127,24 +127,30 @@ def stop_at_ends(mask: npt.NDArray[np.integer], annotation: Annotation
 def candidates(network: npt.NDArray[np.integer], annotation: Annotation
                ) -> dict[str, npt.NDArray[np.integer]]:
     """The mask of every rule that applies (``interpolation`` rules need two slices)."""
-    return _candidates(network, annotation)[0]
-
-
-def _candidates(network: npt.NDArray[np.integer], annotation: Annotation
-                ) -> tuple[dict[str, npt.NDArray[np.integer]], dict[str, list[Cut]]]:
-    """The masks of :func:`candidates` and, per rule, what :func:`stop_at_ends` cut."""
-    guarded, network_cuts = stop_at_ends(network, annotation)
-    connected, cuts = stop_at_ends(
-        keep_connected(network, annotation.labels, annotation.labeled), annotation)
-    out = {"network": guarded, "connected": connected}
-    stops = {"network": network_cuts, "connected": cuts, "connected+interpolation": cuts,
-             "interpolation": []}
+    out = {rule: rule_mask(rule, network, annotation)[0] for rule in ("network", "connected")}
     interpolated = annotation.interpolated()
     if interpolated is not None:
+        out["connected+interpolation"] = with_interpolation(out["connected"], *interpolated)
+        out["interpolation"] = rule_mask("interpolation", network, annotation)[0]
+    return out
+
+
+def rule_mask(rule: str, network: npt.NDArray[np.integer], annotation: Annotation
+              ) -> tuple[npt.NDArray[np.integer], list[Cut]]:
+    """The mask of ``rule`` before the person's labels are written back, and what
+    :func:`stop_at_ends` cut from it; only that rule's mask is computed (an interpolation
+    rule without two painted slices is ``connected``)."""
+    if rule == "network":
+        return stop_at_ends(network, annotation)
+    interpolated = annotation.interpolated()
+    if rule == "interpolation" and interpolated is not None:
         values, inside = interpolated
-        out["connected+interpolation"] = with_interpolation(connected, values, inside)
-        out["interpolation"] = np.where(inside, values, 0).astype(network.dtype)
-    return out, stops
+        return np.where(inside, values, 0).astype(network.dtype), []
+    connected, cuts = stop_at_ends(
+        keep_connected(network, annotation.labels, annotation.labeled), annotation)
+    if rule == "connected+interpolation" and interpolated is not None:
+        return with_interpolation(connected, *interpolated), cuts
+    return connected, cuts
 
 
 #: Share of a slice's object (the union of both masks there) on which the network and shape
@@ -268,7 +274,5 @@ def build_mask(rule: str, network: npt.NDArray[np.integer], annotation: Annotati
     if rule not in RULES:
         msg = f"unknown rule {rule!r}; use one of {', '.join(RULES)}"
         raise ValueError(msg)
-    masks, stops = _candidates(network, annotation)
-    chosen = rule if rule in masks else "connected"
-    mask = np.where(annotation.labeled, annotation.labels, masks[chosen])
-    return mask.astype(network.dtype), stops[chosen]
+    mask, cuts = rule_mask(rule, network, annotation)
+    return np.where(annotation.labeled, annotation.labels, mask).astype(network.dtype), cuts

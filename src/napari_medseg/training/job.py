@@ -106,7 +106,8 @@ class LearnResult:
     beyond: str = ""  # where the mask reaches past the painted slices, in words
     #: unpainted slices between the painted ones where the network and interpolation disagree
     unsure: tuple[int, ...] = ()
-    #: what was stopped past the end painted slices (a strand leaving the object)
+    #: what was stopped past the end painted slices (a strand leaving the object), largest
+    #: first
     stopped: tuple[Cut, ...] = ()
 
     @property
@@ -134,7 +135,7 @@ class LearnResult:
             parts.append(self.verdict.summary(names))
         if self.rule is not None:
             parts.append(f"mask: {DESCRIPTIONS[self.rule.rule]}")
-        parts.extend(c.describe(names) for c in sorted(self.stopped, key=lambda c: -c.voxels)[:2])
+        parts.extend(cut.describe(names) for cut in self.stopped[:2])
         if self.beyond:
             parts.append(self.beyond)
         if (self.stopped or self.beyond) and self.suggestions:
@@ -369,7 +370,8 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
                           spacing=volume.grid.geometry.spacing)
         chosen = rule.rule if rule is not None else ("connected" if options.combine
                                                      else "network")
-        combined, stopped = build_mask(chosen, network_labels, full)
+        combined, cuts = build_mask(chosen, network_labels, full)
+        stopped = sorted(cuts, key=lambda cut: -cut.voxels)
         for cut in stopped:
             yield Log(cut.describe(names))
         # The network's own labels are checked whatever the rule: under "interpolation" (chosen
@@ -397,8 +399,7 @@ def train_job(volumes: Sequence[LabeledVolume], options: LearnOptions | None = N
                                                       uncertain=0.0, disagreeing=0))
             # where the mask was stopped is the first place to check
             suggestions[:0] = [SliceSuggestion(axis=layout.axis, index=cut.first, uncertain=0.0,
-                                               disagreeing=0)
-                               for cut in sorted(stopped, key=lambda c: -c.voxels)[:1]]
+                                               disagreeing=0) for cut in stopped[:1]]
             firsts: dict[int, SliceSuggestion] = {}  # each slice once, first place wins
             for suggestion in suggestions:
                 firsts.setdefault(suggestion.index, suggestion)
